@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+// indimail-swift: daemontools + ucspi-tcp + qmail-derived MTA, one multi-call binary.
+import PackageDescription
+
+// Release builds carry the Swift runtime inside the binary: no libswiftCore.so to
+// map and relocate on every exec of a short-lived command (DESIGN.md).
+let releaseStatic: [LinkerSetting] = [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
+
+let package = Package(
+    name: "indimail-swift",
+    products: [
+        .executable(name: "indimail", targets: ["indimail"]),
+        .executable(name: "indimail-tls", targets: ["indimail-tls"]),
+    ],
+    targets: [
+        // Linux syscalls Swift's Glibc module does not import (signalfd, prctl, flock…).
+        .target(name: "CSupport"),
+        // C libraries, linked only into indimail-tls (see DESIGN.md: exec cost).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CIDN2", pkgConfig: "libidn2",
+                       providers: [.apt(["libidn2-dev"])]),
+        .systemLibrary(name: "CGSASL", pkgConfig: "libgsasl",
+                       providers: [.apt(["libgsasl-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd",
+                       providers: [.apt(["libsystemd-dev"])]),
+
+        .target(name: "Core", dependencies: ["CSupport"]),
+        .target(name: "Supervise", dependencies: ["Core"]),
+        .target(name: "UCSPI", dependencies: ["Core"]),
+        .target(name: "Mail", dependencies: ["Core", "Supervise", "UCSPI"]),
+        .target(name: "Commands", dependencies: ["Core", "Supervise", "UCSPI", "Mail"]),
+
+        .executableTarget(name: "indimail", dependencies: ["Commands"],
+                          linkerSettings: releaseStatic),
+        .executableTarget(name: "indimail-tls",
+                          dependencies: ["Commands", "COpenSSL", "CIDN2", "CGSASL", "CSystemd"],
+                          linkerSettings: releaseStatic),
+
+        .testTarget(name: "CoreTests", dependencies: ["Core"]),
+        .testTarget(name: "SuperviseTests", dependencies: ["Supervise"]),
+        .testTarget(name: "UCSPITests", dependencies: ["UCSPI"]),
+        .testTarget(name: "MailTests", dependencies: ["Mail"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Core", "Commands"]),
+    ]
+)

@@ -1,0 +1,78 @@
+// The process environment as a value: bytes kept exact (values need not be UTF-8).
+import CSupport
+import Glibc
+
+/// An ordered NAME=VALUE list. Changes are values; nothing touches the real environment
+/// until a command execs with it.
+public struct Environment: Equatable, Sendable {
+    /// Raw "NAME=VALUE" entries, no NUL bytes.
+    public private(set) var entries: [[UInt8]]
+
+    public init(entries: [[UInt8]] = []) { self.entries = entries }
+
+    public init(_ pairs: [(String, String)]) {
+        entries = pairs.map { Array("\($0.0)=\($0.1)".utf8) }
+    }
+
+    /// The environment this process was started with.
+    public static func current() -> Environment {
+        var list: [[UInt8]] = []
+        guard var p = cs_environ() else { return Environment() }
+        while let entry = p.pointee {
+            list.append(Array(UnsafeBufferPointer(start: UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self),
+                                                  count: strlen(entry))))
+            p += 1
+        }
+        return Environment(entries: list)
+    }
+
+    private func index(of name: some Collection<UInt8>) -> Int? {
+        entries.firstIndex { entry in
+            entry.count > name.count && entry[name.count] == UInt8(ascii: "=") && entry.starts(with: name)
+        }
+    }
+
+    public func bytes(_ name: String) -> [UInt8]? {
+        let key = Array(name.utf8)
+        guard let i = index(of: key) else { return nil }
+        return Array(entries[i][(key.count + 1)...])
+    }
+
+    public subscript(name: String) -> String? {
+        get { bytes(name).map { String(decoding: $0, as: UTF8.self) } }
+        set {
+            if let newValue { set(name, Array(newValue.utf8)) } else { unset(name) }
+        }
+    }
+
+    /// The value, or nil when unset or empty: the "set and non-empty" test used across the suite.
+    public func nonEmpty(_ name: String) -> String? {
+        guard let value = self[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    public func contains(_ name: String) -> Bool { index(of: Array(name.utf8)) != nil }
+
+    public mutating func set(_ name: String, _ value: [UInt8]) {
+        set(name: Array(name.utf8), value: value)
+    }
+
+    public mutating func set(name: [UInt8], value: [UInt8]) {
+        let entry = name + [UInt8(ascii: "=")] + value.map { $0 == 0 ? 10 : $0 }
+        if let i = index(of: name) { entries[i] = entry } else { entries.append(entry) }
+    }
+
+    public mutating func unset(_ name: String) { unset(name: Array(name.utf8)) }
+
+    public mutating func unset(name: [UInt8]) {
+        entries.removeAll { entry in
+            entry.count > name.count && entry[name.count] == UInt8(ascii: "=") && entry.starts(with: name)
+        }
+    }
+
+    public var names: [String] {
+        entries.map { entry in
+            String(decoding: entry.prefix { $0 != UInt8(ascii: "=") }, as: UTF8.self)
+        }
+    }
+}
