@@ -87,11 +87,12 @@ public struct TAI64N: Equatable, Comparable, Hashable, Sendable {
 
     // MARK: human forms
 
-    /// "YYYY-MM-DD HH:MM:SS.nnnnnnnnn" in local time, as tai64nlocal prints.
-    public var localTimeString: String {
+    /// "YYYY-MM-DD HH:MM:SS.nnnnnnnnn" in local time, as tai64nlocal prints; nil when the
+    /// moment falls outside years 0–9999 (the reference crashes on such labels).
+    public var localTimeString: String? {
         var t = time_t(unixSeconds)
         var parts = tm()
-        localtime_r(&t, &parts)
+        guard localtime_r(&t, &parts) != nil, (0...9999).contains(Int(parts.tm_year) + 1900) else { return nil }
         return Format.pad(Int(parts.tm_year) + 1900, 4) + "-" + Format.pad(Int(parts.tm_mon) + 1, 2) + "-"
             + Format.pad(Int(parts.tm_mday), 2) + " " + Format.pad(Int(parts.tm_hour), 2) + ":"
             + Format.pad(Int(parts.tm_min), 2) + ":" + Format.pad(Int(parts.tm_sec), 2) + "."

@@ -32,9 +32,9 @@ struct LabelConverter {
     private enum State { case lineStart, label, copy }
     private var state = State.lineStart
     private var partial: [UInt8] = []
-    let render: (TAI64N) -> String
+    let render: (TAI64N) -> String?
 
-    init(render: @escaping (TAI64N) -> String) { self.render = render }
+    init(render: @escaping (TAI64N) -> String?) { self.render = render }
 
     mutating func process(_ chunk: UnsafeRawBufferPointer, _ out: BufferedWriter) -> Result<Void, SystemError> {
         var i = 0
@@ -55,10 +55,10 @@ struct LabelConverter {
                     i += 1
                     continue
                 }
-                if let (moment, _) = TAI64N.parseLabel(partial),
-                   case .failure(let e) = out.write(render(moment)) {
-                    return .failure(e)
-                }
+                // A moment the C library cannot convert leaves the label as it was.
+                let converted = TAI64N.parseLabel(partial).flatMap { render($0.0) }
+                let text = converted.map { Array($0.utf8) } ?? partial
+                if case .failure(let e) = out.write(text) { return .failure(e) }
                 partial = []
                 state = .copy
             case .copy:
@@ -70,8 +70,8 @@ struct LabelConverter {
                 if chunk[end - 1] == 10 { state = .lineStart }
                 i = end
             }
-            // A label can be longer than 24 digits (the extra ones shift in); keep it bounded.
-            if partial.count > 64 { partial.removeSubrange(1..<(partial.count - 48)) }
+            // Digits past 24 only shift older ones out; keep the label bounded.
+            if partial.count > 64 { partial.removeSubrange(1..<(partial.count - 32)) }
         }
         return .success(())
     }
