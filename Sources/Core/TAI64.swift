@@ -103,7 +103,10 @@ public struct TAI64N: Equatable, Comparable, Hashable, Sendable {
     public var unixTimeString: String {
         let secs = unixSeconds
         let sign = secs < 0 ? "-" : ""
-        return sign + Format.pad(Int(secs.magnitude), 9) + "." + Format.pad(Int(nanoseconds), 9)
+        // The magnitude of Int64.min does not fit an Int: pad the unsigned digits directly.
+        let digits = String(secs.magnitude)
+        return sign + String(repeating: "0", count: max(0, 9 - digits.count)) + digits + "."
+            + Format.pad(Int(nanoseconds), 9)
     }
 }
 
