@@ -12,7 +12,7 @@ public enum MultiCall {
         // A setuid/setgid copy of this binary would hand every command elevated rights;
         // setuid programs are built as their own minimal executables instead.
         if getuid() != geteuid() || getgid() != getegid() {
-            return diag.fatal(ExitCode.temporary,
+            return diag.fatal(ExitCode.permanent,
                               "refusing to run with real and effective ids differing: \(binary) must not be installed setuid or setgid")
         }
         let invokedAs = Path.basename(String(decoding: rawArguments.first ?? Array(binary.utf8), as: UTF8.self))
@@ -21,7 +21,9 @@ public enum MultiCall {
                                          environment: environment)
             return command.run(context)
         }
-        guard rawArguments.count >= 2 else { return diag.usage("\(binary) command [argument ...] | --list | --version") }
+        guard rawArguments.count >= 2 else {
+            return diag.usage("\(binary) command [argument ...] | --list | --install-list | --version | --help")
+        }
         let first = String(decoding: rawArguments[1], as: UTF8.self)
         let out = BufferedWriter(fd: 1)
         defer { out.flush() }

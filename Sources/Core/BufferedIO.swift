@@ -79,7 +79,8 @@ public final class BufferedReader {
                 }
             }
             let window = UnsafeRawBufferPointer(rebasing: storage[start..<end])
-            let room = limit - line.count
+            // A line already at (or past) the limit scans nothing rather than a negative range.
+            let room = max(0, limit - line.count)
             let scan = min(window.count, room)
             if let i = window[0..<scan].firstIndex(of: delimiter) {
                 line.append(contentsOf: window[0...i])

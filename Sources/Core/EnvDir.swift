@@ -33,6 +33,9 @@ public struct EnvDirLoader {
         }
         // A symlinked directory is identified by what it points to.
         let target = (st.st_mode & S_IFMT) == S_IFLNK ? (Path.status(dir) ?? st) : st
+        guard (target.st_mode & S_IFMT) == S_IFDIR else {
+            return .failure(EnvDirError(message: "unable to open environment directory", name: dir, errno: ENOTDIR))
+        }
         let identity = [UInt64(target.st_dev), UInt64(target.st_ino)]
         if seen.contains(identity) { return .success(()) }
         seen.insert(identity)
@@ -61,9 +64,13 @@ public struct EnvDirLoader {
             let line = rawLine.drop { $0 == 32 || $0 == 9 }
             guard let first = line.first, first != UInt8(ascii: "#") else { continue }
             if let eq = line.firstIndex(of: UInt8(ascii: "=")) {
+                // "=value" names nothing: skipped rather than setting an empty name.
+                guard eq != line.startIndex else { continue }
                 changes.append(.set(name: Array(line[..<eq]), value: Array(line[(eq + 1)...])))
             } else {
-                changes.append(.unset(name: Array(line)))
+                var name = Array(line)
+                while let last = name.last, last == 32 || last == 9 || last == 13 { name.removeLast() }
+                changes.append(.unset(name: name))
             }
         }
         return .success(())
@@ -85,6 +92,8 @@ public struct EnvDirLoader {
             case .failure(let e):
                 return .failure(EnvDirError(message: "unable to open .envdir", name: path, errno: e.errno))
             }
+            // An empty file lists no directories (it is not one empty line).
+            guard !bytes.isEmpty else { return .success(()) }
             var lines = bytes.split(separator: 10, omittingEmptySubsequences: false)
             if bytes.last == 10 { lines.removeLast() }
             for line in lines {
@@ -111,7 +120,8 @@ public struct EnvDirLoader {
         for name in names.sorted() where !name.hasPrefix(".") {
             let path = Path.join(dir, name)
             let bytes: [UInt8]
-            switch FD.readFile(path) {
+            // Non-blocking open, as the reference: a FIFO without a writer reads as empty.
+            switch FD.readFile(path, flags: O_NONBLOCK) {
             case .success(let b): bytes = b
             case .failure(let e):
                 if ignoreUnreadable { continue }

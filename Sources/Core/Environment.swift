@@ -59,7 +59,21 @@ public struct Environment: Equatable, Sendable {
 
     public mutating func set(name: [UInt8], value: [UInt8]) {
         let entry = name + [UInt8(ascii: "=")] + value.map { $0 == 0 ? 10 : $0 }
-        if let i = index(of: name) { entries[i] = entry } else { entries.append(entry) }
+        if let i = index(of: name) {
+            entries[i] = entry
+            // An inherited environment may carry a name twice; keep only the new value.
+            var j = i + 1
+            while j < entries.count {
+                let e = entries[j]
+                if e.count > name.count && e[name.count] == UInt8(ascii: "=") && e.starts(with: name) {
+                    entries.remove(at: j)
+                } else {
+                    j += 1
+                }
+            }
+        } else {
+            entries.append(entry)
+        }
     }
 
     public mutating func unset(_ name: String) { unset(name: Array(name.utf8)) }

@@ -68,7 +68,7 @@ public struct Diagnostics: Sendable {
     /// `program: usage: text`, exit 100.
     @discardableResult
     public func usage(_ synopsis: String) -> Int32 {
-        FD.writeAll(2, Array("usage: \(synopsis)\n".utf8))
+        FD.writeAll(2, Array("\(program): usage: \(synopsis)\n".utf8))
         return ExitCode.permanent
     }
 

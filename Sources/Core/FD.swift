@@ -81,9 +81,9 @@ public enum FD {
         }
     }
 
-    /// Reads the whole file at `path`.
-    public static func readFile(_ path: String) -> Result<[UInt8], SystemError> {
-        switch open(path, O_RDONLY) {
+    /// Reads the whole file at `path` (`flags` are added to O_RDONLY).
+    public static func readFile(_ path: String, flags: Int32 = 0) -> Result<[UInt8], SystemError> {
+        switch open(path, O_RDONLY | flags) {
         case .failure(let e): return .failure(e)
         case .success(let fd):
             defer { close(fd) }

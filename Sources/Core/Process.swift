@@ -75,9 +75,12 @@ public struct ExecBlock: ~Copyable {
 public enum Exec {
     /// Candidate paths for `program`: itself when it holds a "/", else each $PATH element
     /// (default "/bin:/usr/bin"; an empty element means the current directory).
+    /// The search path when PATH is unset, as libqmail's pathexec.
+    public static let defaultPath = "/bin:/usr/bin"
+
     public static func candidates(for program: String, path: String?) -> [String] {
         if program.contains("/") { return [program] }
-        let search = path ?? "/bin:/usr/bin"
+        let search = path ?? defaultPath
         return search.split(separator: ":", omittingEmptySubsequences: false).map { element in
             element.isEmpty ? program : "\(element)/\(program)"
         }

@@ -24,11 +24,12 @@ public struct EnvdirCommand: Command {
         let dir = String(decoding: operands[0], as: UTF8.self)
         var loader = EnvDirLoader(ignoreUnreadable: flags.contains("i"))
         var environment = flags.contains("c") ? Environment() : original
-        var searchPath = original["PATH"]
+        // The program is looked up along envdir's own PATH unless -p says the new one.
+        var searchPath = original["PATH"] ?? Exec.defaultPath
         switch loader.load(dir) {
         case .success:
             environment = loader.apply(to: environment)
-            if flags.contains("p") { searchPath = environment["PATH"] }
+            if flags.contains("p") { searchPath = environment["PATH"] ?? Exec.defaultPath }
         case .failure(let e):
             // -w: a broken directory must not keep the service down; run it untouched.
             guard flags.contains("w") else { return diag.fatal(ExitCode.temporary, e.description) }
