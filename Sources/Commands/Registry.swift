@@ -6,14 +6,14 @@ import UCSPI
 
 public enum CommandRegistry {
     /// Commands of the base binary (no C libraries beyond libc linked).
-    public static let base: [any Command.Type] = [
+    public static var base: [any Command.Type] {[
         AddcrCommand.self,
         DelcrCommand.self,
         EnvdirCommand.self,
         Tai64nCommand.self,
         Tai64nlocalCommand.self,
         Tai64nunixCommand.self,
-    ]
+    ]}
 
     public static func lookup(_ name: String, in commands: [any Command.Type]) -> (any Command.Type)? {
         commands.first { $0.name == name }
