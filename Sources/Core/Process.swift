@@ -151,10 +151,14 @@ public enum Spawn {
             posix_spawnattr_setpgroup(&attributes, group)
         }
         posix_spawnattr_setflags(&attributes, Int16(flags))
+        // The parent's copies only exist for the child to dup from: closed once it has started.
+        var copies: [Int32] = []
+        defer { for copy in copies { _ = close(copy) } }
         for (source, target) in options.fileMoves {
             // dup2 onto itself would keep close-on-exec set; route through adddup2 on a copy.
             if source == target {
                 let copy = fcntl(source, F_DUPFD_CLOEXEC, 10)
+                if copy >= 0 { copies.append(copy) }
                 posix_spawn_file_actions_adddup2(&actions, copy, target)
             } else {
                 posix_spawn_file_actions_adddup2(&actions, source, target)
