@@ -10,9 +10,19 @@ public enum CommandRegistry {
         AddcrCommand.self,
         DelcrCommand.self,
         EnvdirCommand.self,
+        EnvuidgidCommand.self,
+        FghackCommand.self,
+        PgrphackCommand.self,
+        ReadproctitleCommand.self,
+        SetlockCommand.self,
+        SetuidgidCommand.self,
+        SoftlimitCommand.self,
+        Tai2Tai64nCommand.self,
+        Tai64n2TaiCommand.self,
         Tai64nCommand.self,
         Tai64nlocalCommand.self,
         Tai64nunixCommand.self,
+        WaitforCommand.self,
     ]}
 
     public static func lookup(_ name: String, in commands: [any Command.Type]) -> (any Command.Type)? {

@@ -119,12 +119,16 @@ public struct SpawnOptions: Sendable {
     public var fileMoves: [(Int32, Int32)] = []
     public var newSession = false
     public var processGroup: pid_t? = nil
+    /// Keep this process's signal mask and ignored signals in the child, as fork+exec
+    /// would (exec-chain tools such as fghack must not undo a `nohup`).
+    public var inheritSignalState = false
     public init() {}
 }
 
 public enum Spawn {
     /// Starts `arguments` with a clean signal state (mask cleared, handlers default),
-    /// whatever this process blocks or catches. Returns the child's pid.
+    /// whatever this process blocks or catches, unless `inheritSignalState` asks otherwise
+    /// (caught signals are reset to default either way). Returns the child's pid.
     public static func start(_ arguments: [[UInt8]], environment: Environment,
                              options: SpawnOptions = SpawnOptions()) -> Result<pid_t, SystemError> {
         guard let first = arguments.first else { return .failure(SystemError("unable to run", "", errno: EINVAL)) }
@@ -144,7 +148,7 @@ public enum Spawn {
         sigfillset(&all)
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setsigdefault(&attributes, &all)
-        var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        var flags = options.inheritSignalState ? Int32(0) : Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
         if options.newSession { flags |= cs_posix_spawn_setsid_flag() }
         if let group = options.processGroup {
             flags |= Int32(POSIX_SPAWN_SETPGROUP)

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,5 +54,31 @@ int cs_posix_spawn_setsid_flag(void);
 
 static inline int cs_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 static inline int cs_fcntl_lock(int fd, int cmd, struct flock *lk) { return fcntl(fd, cmd, lk); }
+
+/* Resource limits by plain int: glibc's enum-typed prototypes and the macros that alias
+ * them (RLIMIT_MSGQUEUE, RLIM_INFINITY) do not import cleanly. */
+static const int cs_RLIMIT_AS = RLIMIT_AS;
+static const int cs_RLIMIT_CORE = RLIMIT_CORE;
+static const int cs_RLIMIT_CPU = RLIMIT_CPU;
+static const int cs_RLIMIT_DATA = RLIMIT_DATA;
+static const int cs_RLIMIT_FSIZE = RLIMIT_FSIZE;
+static const int cs_RLIMIT_MEMLOCK = RLIMIT_MEMLOCK;
+static const int cs_RLIMIT_MSGQUEUE = RLIMIT_MSGQUEUE;
+static const int cs_RLIMIT_NOFILE = RLIMIT_NOFILE;
+static const int cs_RLIMIT_NPROC = RLIMIT_NPROC;
+static const int cs_RLIMIT_RSS = RLIMIT_RSS;
+static const int cs_RLIMIT_STACK = RLIMIT_STACK;
+static inline rlim_t cs_rlim_infinity(void) { return RLIM_INFINITY; }
+static inline int cs_getrlimit(int resource, struct rlimit *r) { return getrlimit(resource, r); }
+static inline int cs_setrlimit(int resource, const struct rlimit *r) { return setrlimit(resource, r); }
+
+/* pidfd_open(2): no glibc wrapper before 2.36, and syscall(2) is variadic. */
+static inline int cs_pidfd_open(pid_t pid, unsigned int flags) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, flags);
+#else
+    return (int)syscall(434, pid, flags);
+#endif
+}
 
 #endif
