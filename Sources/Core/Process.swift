@@ -119,6 +119,8 @@ public struct SpawnOptions: Sendable {
     public var fileMoves: [(Int32, Int32)] = []
     public var newSession = false
     public var processGroup: pid_t? = nil
+    /// The child's working directory (the parent's when nil).
+    public var workingDirectory: String? = nil
     public init() {}
 }
 
@@ -129,7 +131,8 @@ public enum Spawn {
                              options: SpawnOptions = SpawnOptions()) -> Result<pid_t, SystemError> {
         guard let first = arguments.first else { return .failure(SystemError("unable to run", "", errno: EINVAL)) }
         let program = String(decoding: first, as: UTF8.self)
-        guard let path = Exec.resolve(program, path: environment["PATH"]) else {
+        // A path with "/" is used as given: relative ones resolve in the child's directory.
+        guard let path = program.contains("/") ? program : Exec.resolve(program, path: environment["PATH"]) else {
             return .failure(SystemError("unable to run", program, errno: ENOENT))
         }
         var attributes = posix_spawnattr_t()
@@ -159,6 +162,9 @@ public enum Spawn {
             } else {
                 posix_spawn_file_actions_adddup2(&actions, source, target)
             }
+        }
+        if let dir = options.workingDirectory {
+            _ = withUnsafeMutablePointer(to: &actions) { cs_spawn_add_chdir($0, dir) }
         }
         let block = ExecBlock(arguments: arguments, environment: environment)
         var pid: pid_t = 0
