@@ -45,6 +45,6 @@ let package = Package(
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "SuperviseTests", dependencies: ["Supervise"]),
         .testTarget(name: "MailTests", dependencies: ["Mail"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Core", "Commands"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Core", "Supervise", "Commands"]),
     ]
 )

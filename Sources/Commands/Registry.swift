@@ -17,6 +17,7 @@ public enum CommandRegistry {
         SetlockCommand.self,
         SetuidgidCommand.self,
         SoftlimitCommand.self,
+        SuperviseCommand.self,
         Tai2Tai64nCommand.self,
         Tai64n2TaiCommand.self,
         Tai64nCommand.self,

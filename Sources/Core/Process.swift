@@ -122,6 +122,8 @@ public struct SpawnOptions: Sendable {
     /// Keep this process's signal mask and ignored signals in the child, as fork+exec
     /// would (exec-chain tools such as fghack must not undo a `nohup`).
     public var inheritSignalState = false
+    /// The child's working directory (the parent's when nil).
+    public var workingDirectory: String? = nil
     public init() {}
 }
 
@@ -133,7 +135,8 @@ public enum Spawn {
                              options: SpawnOptions = SpawnOptions()) -> Result<pid_t, SystemError> {
         guard let first = arguments.first else { return .failure(SystemError("unable to run", "", errno: EINVAL)) }
         let program = String(decoding: first, as: UTF8.self)
-        guard let path = Exec.resolve(program, path: environment["PATH"]) else {
+        // A path with "/" is used as given: relative ones resolve in the child's directory.
+        guard let path = program.contains("/") ? program : Exec.resolve(program, path: environment["PATH"]) else {
             return .failure(SystemError("unable to run", program, errno: ENOENT))
         }
         var attributes = posix_spawnattr_t()
@@ -167,6 +170,9 @@ public enum Spawn {
             } else {
                 posix_spawn_file_actions_adddup2(&actions, source, target)
             }
+        }
+        if let dir = options.workingDirectory {
+            _ = withUnsafeMutablePointer(to: &actions) { cs_spawn_add_chdir($0, dir) }
         }
         let block = ExecBlock(arguments: arguments, environment: environment)
         var pid: pid_t = 0

@@ -51,6 +51,15 @@ static inline int cs_wcoredump(int s) { return WCOREDUMP(s); }
 /* GNU extensions, defined in shim.c where _GNU_SOURCE is set. */
 int cs_pipe2(int fds[2], int flags);
 int cs_posix_spawn_setsid_flag(void);
+/* posix_spawn_file_actions_addchdir_np: the child's working directory. */
+int cs_spawn_add_chdir(void *actions, const char *path);
+/* A datagram socket bound to an abstract AF_UNIX name (no file, so no permission
+   problem when the service drops privileges), with SO_PASSCRED on. */
+int cs_abstract_dgram_socket(const char *name);
+/* recv one datagram; *pid gets the sender's pid from SCM_CREDENTIALS (0 if absent). */
+long cs_recv_with_pid(int fd, void *buf, unsigned long len, int *pid);
+/* Send one datagram to an AF_UNIX path, or an abstract name when path starts with '@'. */
+long cs_send_unix_datagram(const char *path, const void *buf, unsigned long len);
 
 static inline int cs_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 static inline int cs_fcntl_lock(int fd, int cmd, struct flock *lk) { return fcntl(fd, cmd, lk); }

@@ -68,6 +68,7 @@ final class BackgroundChild {
 }
 
 /// Polls `condition` until it holds or `seconds` pass.
+@discardableResult
 func eventually(within seconds: Double = 10, _ condition: () -> Bool) -> Bool {
     let deadline = monotonicSeconds() + seconds
     while monotonicSeconds() < deadline {
