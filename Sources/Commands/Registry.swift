@@ -26,6 +26,11 @@ public enum CommandRegistry {
         WaitforCommand.self,
     ]}
 
+    /// Commands that need the C libraries (OpenSSL, dlopen of plugins): only indimail-tls
+    /// carries them, on top of the base list.
+    public static var network: [any Command.Type] {[
+    ]}
+
     public static func lookup(_ name: String, in commands: [any Command.Type]) -> (any Command.Type)? {
         commands.first { $0.name == name }
     }

@@ -7,13 +7,18 @@ public enum InstallDirectory: String, Sendable, CaseIterable {
 
 /// Everything a command receives. Arguments stay as raw bytes so file names and child
 /// argv pass through unchanged; `strings` is the decoded view for option parsing.
-public struct CommandContext: Sendable {
+public struct CommandContext {
     /// The name the command was invoked under (basename of argv[0]).
     public let name: String
     /// argv[1...], exact bytes.
     public let arguments: [[UInt8]]
     public var environment: Environment
     public let diagnostics: Diagnostics
+    /// Every command of the running binary: programs such as tcpserver run one of these
+    /// in-process instead of exec'ing it.
+    public var commands: [any Command.Type] = []
+    /// The TLS library, when the running binary links one (indimail-tls).
+    public var tls: (any TLSLibrary.Type)? = nil
 
     public init(name: String, arguments: [[UInt8]], environment: Environment) {
         self.name = name
@@ -24,6 +29,20 @@ public struct CommandContext: Sendable {
 
     public init(name: String, arguments: [String], environment: Environment) {
         self.init(name: name, arguments: arguments.map { Array($0.utf8) }, environment: environment)
+    }
+
+    /// The same binary's context for running another command with other arguments.
+    public func handingOver(to name: String, arguments: [[UInt8]], environment: Environment) -> CommandContext {
+        var next = CommandContext(name: name, arguments: arguments, environment: environment)
+        next.commands = commands
+        next.tls = tls
+        return next
+    }
+
+    /// The registered command called `name` (a path's basename counts), if any.
+    public func inProcessCommand(_ program: String) -> (any Command.Type)? {
+        let base = program.split(separator: "/").last.map(String.init) ?? program
+        return commands.first { $0.name == base }
     }
 
     public var strings: [String] { arguments.map { String(decoding: $0, as: UTF8.self) } }

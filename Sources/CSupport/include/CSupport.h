@@ -51,6 +51,8 @@ static inline int cs_wcoredump(int s) { return WCOREDUMP(s); }
 /* GNU extensions, defined in shim.c where _GNU_SOURCE is set. */
 int cs_pipe2(int fds[2], int flags);
 int cs_posix_spawn_setsid_flag(void);
+/* accept4(2) with flags (a GNU extension). */
+int cs_accept4(int fd, void *addr, unsigned int *len, int flags);
 /* posix_spawn_file_actions_addchdir_np: the child's working directory. */
 int cs_spawn_add_chdir(void *actions, const char *path);
 /* A datagram socket bound to an abstract AF_UNIX name (no file, so no permission
