@@ -124,19 +124,58 @@ struct LogSnapshot: Equatable, CustomStringConvertible {
     }
 }
 
-/// A multilog fed through a pipe we hold: for signals, locks, slow input and kills.
+/// The pipe a logger reads, held by the test as supervise holds it: it outlives the logger,
+/// so a restarted logger reads what the killed one left.
+final class InputPipe {
+    /// The read end (also the child's stdin), to see what is left unread.
+    let read: Int32
+    private(set) var write: Int32
+
+    init?() {
+        guard case .success(let pipe) = FD.pipe() else { return nil }
+        read = pipe.read
+        write = pipe.write
+    }
+
+    deinit {
+        closeWrite()
+        close(read)
+    }
+
+    func send(_ bytes: [UInt8]) { FD.writeAll(write, bytes) }
+    func send(_ text: String) { send(Array(text.utf8)) }
+
+    func closeWrite() {
+        if write >= 0 { close(write) }
+        write = -1
+    }
+
+    /// What is still in the pipe. Polls rather than setting O_NONBLOCK, which would also
+    /// make the logger's reads fail (the open file description is shared).
+    func unread() -> [UInt8] {
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while FD.waitUntil(read, events: Int16(POLLIN), timeout: 0) {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(read, $0.baseAddress, $0.count) }
+            if n <= 0 { return out }
+            out += chunk[0..<n]
+        }
+        return out
+    }
+}
+
+/// A multilog reading an `InputPipe`: for signals, locks, slow input and kills. Killed and
+/// reaped when it goes away.
 final class LiveMultilog {
     let pid: pid_t
-    private(set) var input: Int32
-    /// A second read end of the input pipe, to see what multilog left unread.
-    let leftover: Int32
+    let input: InputPipe
     let errorFile: String
     private var status: WaitStatus?
 
     init?(_ command: [String], _ script: [String], in directory: String, errors: String,
-          environment: [String: String]? = nil) {
-        guard case .success(let pipe) = FD.pipe() else { return nil }
-        let err = open(errors, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+          input: InputPipe? = nil, environment: [String: String]? = nil) {
+        guard let pipe = input ?? InputPipe() else { return nil }
+        let err = open(errors, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard err >= 0 else { return nil }
         var env = Environment.current()
         for (k, v) in environment ?? [:] { env[k] = v }
@@ -145,35 +184,22 @@ final class LiveMultilog {
         let argv = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", directory] + command + script
         let started = Spawn.start(argv.map { Array($0.utf8) }, environment: env, options: options)
         close(err)
-        guard case .success(let pid) = started else {
-            close(pipe.read); close(pipe.write)
-            return nil
-        }
+        guard case .success(let pid) = started else { return nil }
         self.pid = pid
-        self.input = pipe.write
-        self.leftover = pipe.read
+        self.input = pipe
         self.errorFile = errors
-        // leftover shares its open file description with the child's stdin: making it
-        // non-blocking would make the child's reads fail with EAGAIN. unread() polls instead.
     }
 
     deinit {
-        if input >= 0 { close(input) }
-        close(leftover)
         if status == nil {
             kill(pid, SIGKILL)
             _ = waitWithDeadline(pid, seconds: 5)
         }
     }
 
-    func write(_ bytes: [UInt8]) { FD.writeAll(input, bytes) }
-    func write(_ text: String) { write(Array(text.utf8)) }
-
-    func closeInput() {
-        if input >= 0 { close(input) }
-        input = -1
-    }
-
+    func write(_ bytes: [UInt8]) { input.send(bytes) }
+    func write(_ text: String) { input.send(text) }
+    func closeInput() { input.closeWrite() }
     func signal(_ signal: Int32) { kill(pid, signal) }
 
     /// Waits for the exit (SIGKILL after `seconds`).
@@ -185,24 +211,23 @@ final class LiveMultilog {
         return s
     }
 
+    /// Exited already? (Reaps it if so.)
+    var hasExited: Bool {
+        if status != nil { return true }
+        var raw: Int32 = 0
+        if waitpid(pid, &raw, WNOHANG) == pid {
+            status = WaitStatus(raw: raw)
+            return true
+        }
+        return false
+    }
+
     func killHard() {
         kill(pid, SIGKILL)
         wait(seconds: 5)
     }
 
-    var errors: String { String(decoding: (try? FD.readFile(errorFile).get()) ?? [], as: UTF8.self) }
-
-    /// What is still unread in the input pipe.
-    func unread() -> [UInt8] {
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while FD.waitUntil(leftover, events: Int16(POLLIN), timeout: 0) {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(leftover, $0.baseAddress, $0.count) }
-            if n <= 0 { return out }
-            out += chunk[0..<n]
-        }
-        return out
-    }
+    var errors: String { String(decoding: fileContents(errorFile), as: UTF8.self) }
 }
 
 /// Polls `condition` every 10 ms until it holds or `seconds` pass.
