@@ -5,7 +5,7 @@ import Glibc
 public struct MultilogCommand: Command {
     public static let name = "multilog"
     public static let installDirectory = InstallDirectory.sbin
-    public static let summary = "select lines from stdin and append them to automatically rotated logs"
+    public static let summary = "append selected lines of stdin to automatically rotated logs"
 
     static let readSize = 65536
     static let pauseSeconds: UInt32 = 5
