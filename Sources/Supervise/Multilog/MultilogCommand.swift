@@ -59,10 +59,12 @@ public struct MultilogCommand: Command {
         defer { input.deallocate() }
         var exitASAP = false
         var lastReadEndedLine = true
+        // Set when poll saw the signal descriptor ready: no read(2) on it otherwise.
+        var signalled = false
         while true {
             for d in directories { d.flushBeforeRead() }
             var rotate = false
-            for signal in signals.drain() {
+            for signal in signalled ? signals.drain() : [] {
                 switch signal {
                 case SIGTERM: exitASAP = true
                 case SIGALRM: rotate = true
@@ -77,8 +79,12 @@ public struct MultilogCommand: Command {
             if exitASAP && lastReadEndedLine { break }
             var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
+            signalled = false
             if poll(&fds, 2, -1) < 0 { continue }
-            if fds[1].revents != 0 { continue }
+            if fds[1].revents != 0 {
+                signalled = true
+                continue
+            }
             let n = Glibc.read(0, input.baseAddress, exitASAP ? 1 : readSize)
             if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
             // A read error ends the input, as in the reference.
