@@ -12,6 +12,7 @@ public enum CommandRegistry {
         EnvdirCommand.self,
         EnvuidgidCommand.self,
         FghackCommand.self,
+        MultilogCommand.self,
         PgrphackCommand.self,
         ReadproctitleCommand.self,
         SetlockCommand.self,
