@@ -119,6 +119,8 @@ public struct SpawnOptions: Sendable {
     public var fileMoves: [(Int32, Int32)] = []
     public var newSession = false
     public var processGroup: pid_t? = nil
+    /// Working directory of the child (relative to the parent's); nil keeps the parent's.
+    public var directory: String? = nil
     public init() {}
 }
 
@@ -159,6 +161,9 @@ public enum Spawn {
             } else {
                 posix_spawn_file_actions_adddup2(&actions, source, target)
             }
+        }
+        if let directory = options.directory {
+            _ = withUnsafeMutablePointer(to: &actions) { cs_posix_spawn_addchdir($0, directory) }
         }
         let block = ExecBlock(arguments: arguments, environment: environment)
         var pid: pid_t = 0

@@ -47,9 +47,15 @@ static inline int cs_wtermsig(int s) { return WTERMSIG(s); }
 static inline int cs_wifstopped(int s) { return WIFSTOPPED(s); }
 static inline int cs_wcoredump(int s) { return WCOREDUMP(s); }
 
+/* SIGRTMIN is a function-like macro in glibc (the C library reserves a few
+ * real-time signals for itself). */
+static inline int cs_sigrtmin(void) { return SIGRTMIN; }
+
 /* GNU extensions, defined in shim.c where _GNU_SOURCE is set. */
 int cs_pipe2(int fds[2], int flags);
 int cs_posix_spawn_setsid_flag(void);
+/* posix_spawn_file_actions_addchdir_np (glibc >= 2.29): the child's working directory. */
+int cs_posix_spawn_addchdir(void *actions, const char *path);
 
 static inline int cs_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 static inline int cs_fcntl_lock(int fd, int cmd, struct flock *lk) { return fcntl(fd, cmd, lk); }
