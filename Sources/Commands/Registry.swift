@@ -10,6 +10,7 @@ public enum CommandRegistry {
         AddcrCommand.self,
         DelcrCommand.self,
         EnvdirCommand.self,
+        SvscanCommand.self,
         Tai64nCommand.self,
         Tai64nlocalCommand.self,
         Tai64nunixCommand.self,
