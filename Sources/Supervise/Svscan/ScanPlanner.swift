@@ -115,6 +115,9 @@ public struct ScanPlanner: Sendable {
     /// Disabled services have their run state renamed (only with a run-state directory).
     public var renamesRunState: Bool
 
+    /// Stands for the pid of a process the plan starts, while planning.
+    static let starting: pid_t = -1
+
     public init(capacity: Int = SvscanConfiguration.defaultCapacity, restartDelay: Double = 1,
                 renamesRunState: Bool = true) {
         self.capacity = capacity
@@ -182,6 +185,9 @@ public struct ScanPlanner: Sendable {
                 if slot.mainPID == nil {
                     if !holdBack(slot.mainStartedAt) {
                         plan.actions.append(.startMain(identity, name: entry.name, wantUp: !down))
+                        // A second name for the same directory finds it started.
+                        known[i].mainPID = ScanPlanner.starting
+                        known[i].wantUp = !down
                     }
                 } else if slot.wantUp && down {
                     plan.actions.append(.control(identity, name: entry.name, .down))
@@ -191,6 +197,7 @@ public struct ScanPlanner: Sendable {
             }
             if slot.hasLog && slot.logPID == nil && !holdBack(slot.logStartedAt) {
                 plan.actions.append(.startLog(identity, name: entry.name))
+                known[i].logPID = ScanPlanner.starting
             }
         }
         if complete {

@@ -13,20 +13,18 @@ public enum SvscanPidFile {
         return bytes + [10] + Array(String(pid).utf8) + [10]
     }
 
-    /// The pid stored in the file: the raw bytes first, as the reference reads it; nil when
-    /// the file is too short. The decimal line is only a fallback for a damaged binary part.
+    /// The pid stored in the file: the decimal last line (what svps reads, and what a pid file
+    /// written by hand holds), else the raw bytes as the reference reads them; nil when neither
+    /// gives a positive pid.
     public static func decode(_ bytes: [UInt8]) -> pid_t? {
+        if let last = bytes.split(separator: 10).last,
+           let pid = pid_t(String(decoding: last, as: UTF8.self)), pid > 0 {
+            return pid
+        }
         let size = MemoryLayout<pid_t>.size
-        if bytes.count >= size + 1, bytes[size] == 10 {
-            let raw = bytes.withUnsafeBytes { $0.loadUnaligned(as: pid_t.self) }
-            if raw > 0 { return raw }
-        }
-        // Last non-empty line, as svps reads it.
-        let lines = bytes.split(separator: 10)
-        guard let last = lines.last, let pid = pid_t(String(decoding: last, as: UTF8.self)), pid > 0 else {
-            return nil
-        }
-        return pid
+        guard bytes.count >= size else { return nil }
+        let raw = bytes.withUnsafeBytes { $0.loadUnaligned(as: pid_t.self) }
+        return raw > 0 ? raw : nil
     }
 
     public enum Holder: Equatable, Sendable {
