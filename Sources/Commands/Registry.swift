@@ -9,8 +9,10 @@ public enum CommandRegistry {
     public static let base: [any Command.Type] = [
         AddcrCommand.self,
         DelcrCommand.self,
+        DockerEntrypointCommand.self,
         EnvdirCommand.self,
         SvscanCommand.self,
+        SvscanbootCommand.self,
         Tai64nCommand.self,
         Tai64nlocalCommand.self,
         Tai64nunixCommand.self,

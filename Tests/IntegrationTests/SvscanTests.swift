@@ -166,6 +166,9 @@ let sleeper = "#!/bin/sh\necho started\nexec sleep 1000\n"
             sv.service("a", run: sleeper)
             sv.start()
             #expect(eventually { sv.superviseRunning("a") })
+            // The pid file: in the run-state directory, or in the scan directory without one.
+            let pidFile = useRun ? sv.box.at("run/.svscan.pid") : sv.box.at("sv/.svscan.pid")
+            #expect(readText(pidFile).hasSuffix("\n\(sv.pid)\n"))
             var env = sv.environment
             env["PATH"] = sv.bin + ":/usr/bin:/bin"
             let second = run([Build.indimail, "svscan", sv.scanDirectory], environment: env, timeout: 10)

@@ -231,3 +231,46 @@ import Testing
         #expect(ProcFS.parentPID(statLine: ProcFS.statText(getpid()) ?? []) == getppid())
     }
 }
+
+@Suite struct SvscanbootPlanTests {
+    @Test func commandAndPath() {
+        #expect(SvscanbootPlan.searchPath(prefix: "/opt/x")
+                == "/opt/x/bin:/opt/x/sbin:/bin:/usr/bin:/usr/local/bin:/sbin:/usr/sbin")
+        let plain = SvscanbootPlan(scanDirectory: "/service", prefix: "/usr", variablesIsDirectory: false,
+                                   scanLogFile: false, unshare: nil)
+        #expect(plain.command == ["/usr/sbin/svscan", "/service"])
+        #expect(plain.useReadproctitle)
+        let full = SvscanbootPlan(scanDirectory: "/service", prefix: "/usr", variablesIsDirectory: true,
+                                  scanLogFile: true, unshare: "/usr/bin/unshare")
+        #expect(full.command == ["/usr/bin/unshare", "--mount", "envdir", "/service/.svscan/variables",
+                                 "/usr/sbin/svscan", "/service"])
+        #expect(!full.useReadproctitle)
+        #expect(SvscanbootPlan.readproctitle("/usr/sbin/readproctitle", scanDirectory: "/service").count == 4)
+    }
+
+    @Test func scanDirectoryChoice() {
+        #expect(SvscanbootPlan.scanDirectories(operands: ["/a", "/b"], configured: Array("/c\n".utf8), fallback: "/service")
+                == ["/a", "/b"])
+        #expect(SvscanbootPlan.scanDirectories(operands: [], configured: Array(" /c \nignored\n".utf8), fallback: "/service")
+                == ["/c"])
+        #expect(SvscanbootPlan.scanDirectories(operands: [], configured: Array("\n".utf8), fallback: "/service")
+                == ["/service"])
+        #expect(SvscanbootPlan.scanDirectories(operands: [], configured: nil, fallback: "/service") == ["/service"])
+    }
+
+    @Test func leftoversAreServicesLogsAndTheOwnLogger() {
+        #expect(SvscanbootPlan.leftovers(scanDirectory: "/s", names: ["b", ".svscan", "a", ".off"])
+                == ["/s/a", "/s/b", "/s/a/log", "/s/b/log", "/s/.svscan/log"])
+    }
+
+    @Test func entrypointParsing() {
+        typealias I = DockerEntrypointCommand.Invocation
+        #expect(I.parse([]).map { $0.runsSvscan } == true)
+        #expect(I.parse(["-r", "--", "ls", "-l"])?.program == ["ls", "-l"])
+        #expect(I.parse(["-r", "--", "ls", "-l"])?.repair == true)
+        #expect(I.parse(["--domain=example.org", "-t", "UTC", "webmail"])?.runsSvscan == true)
+        #expect(I.parse(["--domain=example.org"])?.domain == "example.org")
+        #expect(I.parse(["-tEurope/Paris"])?.timezone == "Europe/Paris")
+        #expect(I.parse(["-q"]) == nil)
+    }
+}

@@ -83,13 +83,13 @@ final class SvscanUnderTest {
         return env
     }
 
-    /// Starts `[launcher...] indimail svscan [arguments] <scan dir>`.
+    /// Starts `[launcher...] indimail svscan [arguments] <scan dir>`, or `command` instead.
     func start(environment extra: [String: String] = [:], arguments: [String] = [],
-               launcher: [String] = [], scanDirectoryArgument: Bool = true) {
+               launcher: [String] = [], command: [String]? = nil) {
         var env = Environment.current()
         env.unset("NOTIFY_SOCKET")
         for (k, v) in environment.merging(extra, uniquingKeysWith: { $1 }) { env[k] = v }
-        let argv = launcher + [Build.indimail, "svscan"] + arguments + (scanDirectoryArgument ? [scanDirectory] : [])
+        let argv = command ?? (launcher + [Build.indimail, "svscan"] + arguments + [scanDirectory])
         let out = open(outPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         let err = open(errPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
@@ -99,6 +99,17 @@ final class SvscanUnderTest {
         if case .success(let p) = Spawn.start(argv.map { Array($0.utf8) }, environment: env, options: options) {
             pid = p
         }
+    }
+
+    /// An installed-like prefix in the sandbox: bin/envdir, sbin/svscan (ours), sbin/supervise
+    /// (the one under test), as svscanboot and docker-entrypoint expect them.
+    func installPrefix() -> String {
+        let prefix = box.directory("prefix")
+        let binDir = box.directory("prefix/bin"), sbin = box.directory("prefix/sbin")
+        symlink(Build.indimail, Path.join(binDir, "envdir"))
+        symlink(Build.indimail, Path.join(sbin, "svscan"))
+        SuperviseUnderTest.install(into: sbin)
+        return prefix
     }
 
     var stdout: String { readText(outPath) }
