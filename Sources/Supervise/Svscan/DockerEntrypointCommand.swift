@@ -6,7 +6,7 @@ import Glibc
 public struct DockerEntrypointCommand: Command {
     public static let name = "docker-entrypoint"
     public static let installDirectory = InstallDirectory.sbin
-    public static let summary = "container entry point: run svscan as PID 1 or a given program"
+    public static let summary = "container entry point running svscan as PID 1"
 
     static let usage = "docker-entrypoint [-r|--repair] [-t|--timezone zone] [-d|--domain domain] [--] [svscan|indimail|indimail-mta|webmail|program [argument ...]]"
 
