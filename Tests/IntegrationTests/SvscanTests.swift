@@ -24,6 +24,61 @@ let sleeper = "#!/bin/sh\necho started\nexec sleep 1000\n"
         #expect(ProcFS.commandName(sv.pid) == "svscan")
     }
 
+    @Test func superviseGetsItsEnvironmentAndSvarsDirectories() throws {
+        let sv = SvscanUnderTest()
+        sv.service("a", run: sleeper, log: "#!/bin/sh\nexec cat > /dev/null\n")
+        sv.service("b", run: sleeper)
+        sv.box.write("sv/a/.svars/FOR_MAIN", "main\n")
+        sv.box.write("sv/a/log/.svars/FOR_LOG", "log\n")
+        sv.start(environment: ["NOTIFY_SOCKET": sv.box.at("nobody.sock")])
+        #expect(eventually { ["a", "b", "a/log"].allSatisfy { sv.superviseRunning($0) } })
+        let main = try #require(sv.children(of: sv.pid, matching: "supervise a").first)
+        let logger = try #require(sv.children(of: sv.pid, matching: "supervise log").first)
+        let plain = try #require(sv.children(of: sv.pid, matching: "supervise b").first)
+        let mainEnv = sv.environment(of: main), logEnv = sv.environment(of: logger), plainEnv = sv.environment(of: plain)
+        for env in [mainEnv, logEnv, plainEnv] {
+            #expect(env.contains("PPID=\(sv.pid)"))
+            #expect(env.contains("SCANDIR=\(sv.scanDirectory)"))
+            #expect(!env.contains { $0.hasPrefix("NOTIFY_SOCKET=") })
+        }
+        #expect(mainEnv.contains("MAIN_SV=a") && mainEnv.contains("FOR_MAIN=main") && !mainEnv.contains("FOR_LOG=log"))
+        #expect(mainEnv.contains("PWD=\(sv.scanDirectory)"))
+        #expect(logEnv.contains("SV_PWD=a") && logEnv.contains("FOR_LOG=log") && !logEnv.contains("FOR_MAIN=main"))
+        #expect(plainEnv.contains("MAIN_SV=b") && !plainEnv.contains("FOR_MAIN=main"))
+    }
+
+    @Test func userSignalsToggleVerboseAndSilent() throws {
+        let sv = SvscanUnderTest()
+        sv.service("a", run: sleeper)
+        sv.start()
+        #expect(eventually { sv.superviseRunning("a") })
+        func sighups() -> Int { sv.stderr.split(separator: "\n").filter { $0 == "svscan: info: got sighup" }.count }
+        sv.signal(SIGHUP)
+        usleep(300_000)
+        #expect(sighups() == 0)
+        sv.signal(SIGUSR1)
+        usleep(100_000)
+        sv.signal(SIGHUP)
+        #expect(eventually { sighups() == 1 })
+        sv.signal(SIGUSR1)
+        usleep(100_000)
+        sv.signal(SIGHUP)
+        usleep(300_000)
+        #expect(sighups() == 1)
+        // Silent: the warning about a missing control FIFO is not shown.
+        sv.signal(SIGUSR2)
+        usleep(100_000)
+        _ = run(["/bin/rm", "-rf", sv.box.at("sv/a/supervise"), sv.box.at("run/a")])
+        sv.box.write("sv/a/down", "")
+        sv.signal(SIGHUP)
+        usleep(300_000)
+        #expect(!sv.stderr.contains("unable to control a"))
+        sv.signal(SIGUSR2)
+        usleep(100_000)
+        sv.signal(SIGHUP)
+        #expect(eventually { sv.stderr.contains("svscan: warning: unable to control a: ") }, "\(sv.stderr)")
+    }
+
     @Test func logPipeLosesNothingWhenEitherSideRestarts() throws {
         let sv = SvscanUnderTest()
         // Each instance of the writer numbers its lines from 1 and records what it wrote.

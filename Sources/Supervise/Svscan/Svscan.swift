@@ -97,6 +97,9 @@ final class Svscan {
 
     /// Runs until an orderly shutdown completes; returns the exit code.
     func run() -> Int32 {
+        // A stop requested during start-up (INITCMD) comes before the first scan.
+        for signal in signals.drain() { handle(signal) }
+        if shutdown != nil, let code = advanceShutdown() { return code }
         while true {
             let now = MonotonicClock.now()
             if shutdown == nil && (scanDue || due(nextScanAt, now) || due(retryAt, now)) {

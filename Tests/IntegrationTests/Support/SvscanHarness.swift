@@ -64,6 +64,7 @@ final class SvscanUnderTest {
         runDirectory = useRunDirectory ? box.directory("run") : nil
         bin = box.directory("bin")
         SuperviseUnderTest.install(into: bin)
+        symlink(Build.indimail, Path.join(bin, "envdir"))
         outPath = box.at("svscan.out")
         errPath = box.at("svscan.err")
     }
@@ -175,6 +176,12 @@ final class SvscanUnderTest {
         (ProcFS.children(of: parent) ?? []).filter { p in
             (ProcFS.commandLine(p) ?? []).joined(separator: " ").contains(text)
         }
+    }
+
+    /// The environment of process `pid`, NAME=VALUE strings.
+    func environment(of pid: pid_t) -> [String] {
+        guard let bytes = try? FD.readFile("/proc/\(pid)/environ").get() else { return [] }
+        return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Kills everything: svscan first (TERM, then KILL), then any process of the sandbox.
