@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -56,6 +57,9 @@ int cs_pipe2(int fds[2], int flags);
 int cs_posix_spawn_setsid_flag(void);
 /* posix_spawn_file_actions_addchdir_np (glibc >= 2.29): the child's working directory. */
 int cs_posix_spawn_addchdir(void *actions, const char *path);
+
+/* Bytes waiting to be read in a pipe or socket (ioctl is variadic). */
+static inline int cs_fionread(int fd, int *count) { return ioctl(fd, FIONREAD, count); }
 
 static inline int cs_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 static inline int cs_fcntl_lock(int fd, int cmd, struct flock *lk) { return fcntl(fd, cmd, lk); }

@@ -171,6 +171,7 @@ final class Svscan {
         for i in slots.indices {
             if slots[i].mainPID == pid {
                 slots[i].mainPID = nil
+                if case .signaled = status { shutdown?.relayToOrphans = true }
                 what = "supervise \(slots[i].name)"
                 isSlot = true
             } else if slots[i].logPID == pid {
@@ -385,9 +386,13 @@ final class Svscan {
         enum Stage {
             /// `.svscan/shutdown` runs (pid), waited until the time given.
             case script(pid_t, until: Double)
-            /// TERM sent to the main supervise processes; loggers next at `loggersAt`.
+            /// TERM sent to the main supervise processes; the loggers' turn comes when those and
+            /// their services are gone, or at `loggersAt`.
             case mains(loggersAt: Double, killAt: Double)
-            /// Log pipes closed, loggers (and orphans) sent TERM.
+            /// svscan's write ends of the log pipes closed; waiting for the loggers to read
+            /// what is left in them.
+            case draining(until: Double, killAt: Double)
+            /// Logger supervise processes (and anything else left) sent TERM.
             case loggers(killAt: Double)
             /// KILL sent; repeated for processes orphaned by the killed ones.
             case killing(until: Double)
@@ -396,30 +401,34 @@ final class Svscan {
             case ownLoggerKilling(until: Double)
         }
         var stage: Stage
-        /// Processes already sent TERM in the loggers stage.
+        /// Processes already sent TERM.
         var termed: Set<pid_t> = []
+        /// A main supervise died of the TERM instead of handling it (daemontools'): its
+        /// service was not told, so svscan passes TERM on to the services it finds orphaned.
+        var relayToOrphans = false
 
-        /// When the loop must look again even without a signal.
+        /// When the loop must look again even without a signal: deadlines, and short polls
+        /// where a change (an orphan handed over, a pipe drained) brings no signal.
         var wakeAt: Double {
-            let now = MonotonicClock.now()
+            let soon = MonotonicClock.now() + 0.05
             switch stage {
             case .script(_, let until): return until
-            case .mains(let loggersAt, _): return loggersAt
-            case .loggers(let killAt): return min(killAt, now + 0.1)
-            case .killing, .ownLoggerKilling: return now + 0.05
-            case .ownLogger(let until): return min(until, now + 0.1)
+            case .mains(let loggersAt, _): return min(loggersAt, soon)
+            case .draining(let until, _): return min(until, soon)
+            case .loggers(let killAt): return min(killAt, soon)
+            case .killing, .ownLoggerKilling: return soon
+            case .ownLogger(let until): return min(until, soon)
             }
         }
     }
 
     private func beginShutdown() {
-        shutdown = ShutdownState(stage: .killing(until: 0))
+        let now = MonotonicClock.now()
         unlink(pidFile)
         log.notice("pid: \(myPID): shutdown in progress...")
         if let notifier {
             _ = notifier.send(SystemdNotify.stopping(status: "stopping services in \(scanDirectory)"))
         }
-        let now = MonotonicClock.now()
         let script = Path.join(ScanEntry.ownDirectory, "shutdown")
         if access(script, X_OK) == 0 {
             switch Spawn.start(["/bin/sh", "-c", script].map { Array($0.utf8) }, environment: childEnvironment) {
@@ -431,35 +440,53 @@ final class Svscan {
                 log.warning("unable to run \(script): \(e.reason)")
             }
         }
-        terminateMains(now: now)
+        shutdown = ShutdownState(stage: terminateMains(now: now))
     }
 
-    private func terminateMains(now: Double) {
+    private func terminateMains(now: Double) -> ShutdownState.Stage {
         log.info("pid: \(myPID): terminating svc sessions with TERM...")
         for slot in slots {
-            if let pid = slot.mainPID { send(SIGTERM, to: pid) }
+            if let pid = slot.mainPID { terminate(pid) }
         }
-        shutdown?.stage = .mains(loggersAt: now + configuration.timings.loggers,
-                                 killAt: now + configuration.timings.kill)
+        return .mains(loggersAt: now + configuration.timings.loggers, killAt: now + configuration.timings.kill)
     }
 
-    private func terminateLoggers(killAt: Double) {
-        log.info("pid: \(myPID): terminating log sessions with TERM...")
-        // The loggers drain what is left in their pipes, then see end of file.
+    /// Processes of the services: children that are neither a logger's supervise nor svscan's
+    /// own logger. Orphans handed over by a supervise that died count among them.
+    private func serviceProcesses() -> [pid_t] {
+        let loggers = Set(slots.compactMap { $0.logPID })
+        return otherChildren().filter { !loggers.contains($0) }
+    }
+
+    /// Closes svscan's write ends of the log pipes (its own logger's aside): once the services
+    /// are gone, the loggers read what is left and then see end of file.
+    private func closeLogPipes(now: Double, killAt: Double) -> ShutdownState.Stage {
         for (identity, pipe) in pipes where identity != ownLogIdentity && pipe.write >= 0 {
             FD.close(pipe.write)
             pipes[identity] = (pipe.read, -1)
         }
-        shutdown?.stage = .loggers(killAt: killAt)
-        terminateStragglers()
+        return .draining(until: min(killAt, now + max(configuration.timings.loggers, 0.5)), killAt: killAt)
     }
 
-    /// In the loggers stage: TERM every child not yet told, bar svscan's own logger.
-    private func terminateStragglers() {
-        for pid in otherChildren() where !(shutdown?.termed.contains(pid) ?? true) {
-            send(SIGTERM, to: pid)
-            shutdown?.termed.insert(pid)
+    /// True when no log pipe (svscan's own aside) holds unread bytes.
+    private var logPipesDrained: Bool {
+        pipes.allSatisfy { identity, pipe in
+            var pending: Int32 = 0
+            return identity == ownLogIdentity || cs_fionread(pipe.read, &pending) != 0 || pending == 0
         }
+    }
+
+    private func terminateLoggers(killAt: Double) -> ShutdownState.Stage {
+        log.info("pid: \(myPID): terminating log sessions with TERM...")
+        for pid in otherChildren() { terminate(pid) }
+        return .loggers(killAt: killAt)
+    }
+
+    /// TERM, once per process.
+    private func terminate(_ pid: pid_t) {
+        guard shutdown?.termed.contains(pid) != true else { return }
+        send(SIGTERM, to: pid)
+        shutdown?.termed.insert(pid)
     }
 
     private var ownLogPID: pid_t? {
@@ -493,7 +520,7 @@ final class Svscan {
         }
     }
 
-    private func finishOwnLogger(now: Double) {
+    private func finishOwnLogger(now: Double) -> ShutdownState.Stage {
         log.notice("pid: \(myPID): exiting...")
         if let identity = ownLogIdentity, let pipe = pipes[identity] {
             // Nothing of ours may hold the pipe's write end, or the logger never sees its end.
@@ -508,7 +535,7 @@ final class Svscan {
             log.silent = true
         }
         if let own = ownLogPID { send(SIGTERM, to: own) }
-        shutdown?.stage = .ownLogger(until: now + max(configuration.timings.loggers, 1))
+        return .ownLogger(until: now + max(configuration.timings.loggers, 1))
     }
 
     /// Moves the shutdown on as far as it can go now; the exit code once it is complete.
@@ -516,28 +543,37 @@ final class Svscan {
         while let state = shutdown {
             let gone = reap().none
             let now = MonotonicClock.now()
+            let next: ShutdownState.Stage
             switch state.stage {
             case .script(let pid, let until):
                 guard helpers[pid] == nil || now >= until else { return nil }
-                terminateMains(now: now)
+                next = terminateMains(now: now)
             case .mains(let loggersAt, let killAt):
-                let mainsLeft = slots.contains { $0.mainPID != nil }
-                guard !mainsLeft || now >= loggersAt else { return nil }
-                terminateLoggers(killAt: killAt)
+                // Services outlive their supervise for a moment (it signals them and exits),
+                // and as orphans they come back to svscan: the loggers wait for them too.
+                let mains = Set(slots.compactMap { $0.mainPID })
+                let orphans = serviceProcesses().filter { !mains.contains($0) }
+                if state.relayToOrphans { for pid in orphans { terminate(pid) } }
+                guard (mains.isEmpty && orphans.isEmpty) || now >= loggersAt else { return nil }
+                next = closeLogPipes(now: now, killAt: killAt)
+            case .draining(let until, let killAt):
+                guard logPipesDrained || now >= until else { return nil }
+                next = terminateLoggers(killAt: killAt)
             case .loggers(let killAt):
-                if gone || otherChildren().isEmpty {
-                    finishOwnLogger(now: now)
+                let left = otherChildren()
+                if gone || left.isEmpty {
+                    next = finishOwnLogger(now: now)
                 } else if now >= killAt {
                     log.warning("pid: \(myPID): terminating session with KILL...")
                     killRemaining(includingOwnLogger: false)
-                    shutdown?.stage = .killing(until: now + 2)
+                    next = .killing(until: now + 2)
                 } else {
-                    terminateStragglers()
+                    for pid in left { terminate(pid) }
                     return nil
                 }
             case .killing(let until):
                 if gone || otherChildren().isEmpty || now >= until {
-                    finishOwnLogger(now: now)
+                    next = finishOwnLogger(now: now)
                 } else {
                     killRemaining(includingOwnLogger: false)
                     return nil
@@ -546,12 +582,13 @@ final class Svscan {
                 if gone { return ExitCode.success }
                 guard now >= until else { return nil }
                 killRemaining(includingOwnLogger: true)
-                shutdown?.stage = .ownLoggerKilling(until: now + 2)
+                next = .ownLoggerKilling(until: now + 2)
             case .ownLoggerKilling(let until):
                 if gone || now >= until { return ExitCode.success }
                 killRemaining(includingOwnLogger: true)
                 return nil
             }
+            shutdown?.stage = next
         }
         return nil
     }
