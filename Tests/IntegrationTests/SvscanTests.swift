@@ -233,6 +233,41 @@ let sleeper = "#!/bin/sh\necho started\nexec sleep 1000\n"
         }
     }
 
+    @Test func stalePidFilesAreReplaced() throws {
+        // One names a process that has ended, the other a live process that is not svscan.
+        let ended = try Spawn.start([Array("/bin/true".utf8)], environment: Environment()).get()
+        _ = waitWithDeadline(ended, seconds: 5)
+        for holder in [ended, getpid()] {
+            let sv = SvscanUnderTest()
+            sv.service("a", run: sleeper)
+            var bytes: [UInt8] = []
+            withUnsafeBytes(of: holder) { bytes += $0 }
+            sv.box.write("run/.svscan.pid", bytes + Array("\n\(holder)\n".utf8))
+            sv.start()
+            #expect(eventually { sv.superviseRunning("a") }, "\(sv.stderr)")
+            #expect(eventually { readText(sv.box.at("run/.svscan.pid")).hasSuffix("\n\(sv.pid)\n") })
+        }
+    }
+
+    @Test func autoscanAndRetryAfterAnErrorNeedNoHangup() throws {
+        let sv = SvscanUnderTest()
+        sv.service("a", run: sleeper)
+        sv.start(environment: ["AUTOSCAN": "1", "SCANINTERVAL": "0.3"])
+        #expect(eventually { sv.superviseRunning("a") })
+        sv.service("b", run: sleeper)
+        #expect(eventually(5) { sv.superviseRunning("b") }, "\(sv.stderr)")
+
+        // Without AUTOSCAN, a failed start is retried after SCANINTERVAL.
+        let other = SvscanUnderTest()
+        other.service("c", run: sleeper)
+        let link = Path.join(other.bin, "supervise"), aside = Path.join(other.bin, "supervise.aside")
+        rename(link, aside)
+        other.start(environment: ["SCANINTERVAL": "0.3", "PATH": other.bin])
+        #expect(eventually { other.stderr.contains("svscan: warning: unable to start supervise c: ") })
+        rename(aside, link)
+        #expect(eventually(5) { other.superviseRunning("c") }, "\(other.stderr)")
+    }
+
     @Test func terminateStopsEverythingRunsShutdownAndKillsStragglers() throws {
         let sv = SvscanUnderTest()
         sv.service("a", run: sleeper, log: "#!/bin/sh\nexec cat >> ../log.txt\n")
