@@ -51,6 +51,25 @@ import Testing
         #expect(sv.liveSandboxProcesses().isEmpty, "left behind: \(sv.liveSandboxProcesses())")
     }
 
+    @Test func startsOneSvscanPerDirectoryAndWaitsForAll() throws {
+        let sv = SvscanUnderTest(useRunDirectory: false)
+        sv.service("a", run: sleeper)
+        sv.box.write("sv2/b/run", sleeper, mode: 0o755)
+        let prefix = sv.installPrefix()
+        sv.start(environment: ["PREFIX": prefix, "SYSCONFDIR": sv.box.at("etc")],
+                 command: [Build.indimail, "svscanboot", sv.scanDirectory, sv.box.at("sv2"), sv.box.at("missing")])
+        func running(_ ok: String) -> Bool {
+            guard case .success(let fd) = FIFO.openWrite(ok) else { return false }
+            close(fd)
+            return true
+        }
+        #expect(eventually { sv.superviseRunning("a") && running(sv.box.at("sv2/b/supervise/ok")) }, "\(sv.stderr)")
+        #expect(sv.children(of: sv.pid, matching: "svscan").count == 2)
+        sv.signal(SIGTERM)
+        #expect(sv.waitExit(15) == .exited(0))
+        #expect(sv.liveSandboxProcesses().isEmpty, "left behind: \(sv.liveSandboxProcesses())")
+    }
+
     @Test func entrypointRunsAGivenProgram() {
         let r = run([Build.indimail, "docker-entrypoint", "--", "/bin/echo", "hi", "there"],
                     environment: ["DISABLE_RUN": "1"])
