@@ -233,6 +233,23 @@ let sleeper = "#!/bin/sh\necho started\nexec sleep 1000\n"
         }
     }
 
+    @Test func disabledServiceTakesItsRunStateAlong() throws {
+        let sv = SvscanUnderTest()
+        sv.service("a", run: sleeper)
+        sv.box.write("sv/.off/run", sleeper, mode: 0o755)
+        sv.box.write("run/off/supervise/status", "old state")
+        sv.box.write("run/.kept/marker", "")
+        sv.box.write("run/kept/marker", "")
+        sv.box.write("sv/.kept/run", sleeper, mode: 0o755)
+        sv.start()
+        #expect(eventually { sv.superviseRunning("a") })
+        #expect(eventually { Path.isDirectory(sv.box.at("run/.off")) && !Path.exists(sv.box.at("run/off")) })
+        #expect(readText(sv.box.at("run/.off/supervise/status")) == "old state")
+        // An existing R/.<name> is left alone, and so is R/<name> then.
+        #expect(Path.isDirectory(sv.box.at("run/kept")) && Path.isDirectory(sv.box.at("run/.kept")))
+        #expect(sv.children(of: sv.pid, matching: "supervise .off").isEmpty)
+    }
+
     @Test func stalePidFilesAreReplaced() throws {
         // One names a process that has ended, the other a live process that is not svscan.
         let ended = try Spawn.start([Array("/bin/true".utf8)], environment: Environment()).get()
