@@ -250,6 +250,15 @@ let sleeper = "#!/bin/sh\necho started\nexec sleep 1000\n"
         #expect(sv.children(of: sv.pid, matching: "supervise .off").isEmpty)
     }
 
+    @Test func createsTheRunStateDirectory() throws {
+        let sv = SvscanUnderTest()
+        sv.service("a", run: sleeper)
+        let deep = sv.box.at("var/run/svscan")
+        sv.start(environment: ["SVSCAN_RUNDIR": deep])
+        #expect(eventually { readText(Path.join(deep, ".svscan.pid")).hasSuffix("\n\(sv.pid)\n") }, "\(sv.stderr)")
+        #expect(Path.isDirectory(deep))
+    }
+
     @Test func stalePidFilesAreReplaced() throws {
         // One names a process that has ended, the other a live process that is not svscan.
         let ended = try Spawn.start([Array("/bin/true".utf8)], environment: Environment()).get()
