@@ -16,7 +16,7 @@ import Testing
         sv.service("orphans", run: "#!/bin/sh\n(sleep 1 & echo $! > orphan.pid)\nexec sleep 1000\n")
         // Reports the namespace's process table from inside.
         sv.service("ps", run: "#!/bin/sh\nwhile :; do ps -eo pid=,ppid=,stat=,comm= > ps.tmp; mv ps.tmp ps.txt; sleep 0.2; done\n")
-        sv.start(environment: ["VERBOSE": "1"], launcher: [Self.unshare, "--pid", "--fork", "--mount-proc"])
+        sv.start(environment: ["VERBOSE": "1"], launcher: [Self.unshare, "--pid", "--fork", "--mount-proc", "--kill-child"])
         #expect(eventually { !sv.children(of: sv.pid, matching: "svscan").isEmpty })
         let svscanPID = try #require(sv.children(of: sv.pid, matching: "svscan").first)
 
