@@ -9,6 +9,7 @@ public enum CommandRegistry {
     public static var base: [any Command.Type] {[
         AddcrCommand.self,
         DelcrCommand.self,
+        DockerEntrypointCommand.self,
         EnvdirCommand.self,
         EnvuidgidCommand.self,
         FghackCommand.self,
@@ -22,6 +23,8 @@ public enum CommandRegistry {
         SvcCommand.self,
         SvokCommand.self,
         SvpsCommand.self,
+        SvscanCommand.self,
+        SvscanbootCommand.self,
         SvstatCommand.self,
         Tai2Tai64nCommand.self,
         Tai64n2TaiCommand.self,

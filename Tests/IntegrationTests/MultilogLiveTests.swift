@@ -124,7 +124,7 @@ import Testing
                 let before = fileContents(box.at("log/current")).count
                 log.write(line + [10])
                 sent.append(line)
-                #expect(eventually(5) {
+                #expect(eventually(within: 5) {
                     Path.exists(box.at("log/previous")) || fileContents(box.at("log/current")).count > before
                 }, "\(name)")
             }
@@ -187,7 +187,7 @@ import Testing
             for i in 0..<40 { sent += Array("line \(i) ".utf8) + [UInt8](repeating: 121, count: 250) + [10] }
             log.write(sent)
             // daemontools words ENOSPC its own way ("out of disk space").
-            #expect(eventually(10) { log.errors.contains("unable to write to ./log/current, pausing: ") }, "\(name)")
+            #expect(eventually(within: 10) { log.errors.contains("unable to write to ./log/current, pausing: ") }, "\(name)")
             if name == "ours" { #expect(log.errors.contains("pausing: No space left on device")) }
             #expect(!log.hasExited)
             unlink(box.at("disk/filler"))

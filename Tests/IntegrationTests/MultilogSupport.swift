@@ -230,15 +230,5 @@ final class LiveMultilog {
     var errors: String { String(decoding: fileContents(errorFile), as: UTF8.self) }
 }
 
-/// Polls `condition` every 10 ms until it holds or `seconds` pass.
-@discardableResult
-func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = monotonicSeconds() + seconds
-    while monotonicSeconds() < deadline {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
-}
 
 func fileContents(_ path: String) -> [UInt8] { (try? FD.readFile(path).get()) ?? [] }
