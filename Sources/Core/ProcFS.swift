@@ -32,12 +32,27 @@ public enum ProcFS {
     }
 
     /// The children of `parent` that exist now (zombies included), nil without /proc.
+    /// Reads the kernel's own list (task/<pid>/children) when it has one, else scans /proc.
     public static func children(of parent: pid_t, root: String = "/proc") -> [pid_t]? {
+        if let bytes = try? FD.readFile(Path.join(root, "\(parent)/task/\(parent)/children")).get() {
+            return bytes.split(separator: 32).compactMap { pid_t(String(decoding: $0, as: UTF8.self)) }
+        }
         guard let pids = allPIDs(root: root) else { return nil }
         return pids.filter { pid in
             guard let line = statText(pid, root: root) else { return false }
             return parentPID(statLine: line) == parent
         }
+    }
+
+    /// True when `pid` is `ancestor` or one of its descendants (walks parent links).
+    public static func isDescendant(_ pid: pid_t, of ancestor: pid_t, root: String = "/proc") -> Bool {
+        var current = pid
+        for _ in 0..<64 {
+            if current == ancestor { return true }
+            guard current > 1, let line = statText(current, root: root), let parent = parentPID(statLine: line) else { return false }
+            current = parent
+        }
+        return false
     }
 
     /// /proc/<pid>/comm without its newline; nil when the process is gone.
