@@ -87,10 +87,11 @@ public struct DNSServer: Hashable, Sendable, CustomStringConvertible {
         return Array(tokens.compactMap { parse($0, defaultPort: defaultPort) }.prefix(maxServers))
     }
 
-    /// `nameserver ADDRESS` lines (a keyword, blanks, the address, anything after ignored).
+    /// `nameserver ADDRESS` lines (the keyword at the start of the line, as the C library
+    /// wants it, blanks, the address, anything after ignored).
     public static func parseResolvConf(_ bytes: some Collection<UInt8>, defaultPort: UInt16 = DNSServer.defaultPort) -> [DNSServer] {
         var servers: [DNSServer] = []
-        for line in bytes.split(separator: 10) {
+        for line in bytes.split(separator: 10) where line.first != 32 && line.first != 9 {
             let words = line.split(whereSeparator: { $0 == 32 || $0 == 9 || $0 == 13 })
             guard words.count >= 2, Array(words[0]) == Array("nameserver".utf8) else { continue }
             let text = String(decoding: words[1], as: UTF8.self)
