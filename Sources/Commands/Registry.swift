@@ -13,6 +13,7 @@ public enum CommandRegistry {
         EnvuidgidCommand.self,
         FghackCommand.self,
         PgrphackCommand.self,
+        RblsmtpdCommand.self,
         ReadproctitleCommand.self,
         SetlockCommand.self,
         SetuidgidCommand.self,
