@@ -4,7 +4,7 @@
 import Core
 import Glibc
 
-public struct RblsmtpdSession {
+public struct RblsmtpdSession: Sendable {
     /// The error reply, e.g. `451 listed`, already cleaned (RblsmtpdVerdict.reply).
     public let refusal: [UInt8]
     /// The name in 220/250/221 replies.
