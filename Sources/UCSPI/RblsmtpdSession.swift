@@ -130,6 +130,7 @@ public struct RblsmtpdSession: Sendable {
         // One deadline for the whole session, as alarm(2) gives, covering blocked reads
         // and writes alike.
         signal(SIGALRM) { _ in _exit(0) }
+        SignalSet([SIGALRM]).unblock()  // an inherited mask must not disarm the deadline
         alarm(timeout)
         guard case .success = FD.writeAll(1, reply("220 ")) else { exit(0) }
         let input = BufferedReader(fd: 0, capacity: 4096)

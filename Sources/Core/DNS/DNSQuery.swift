@@ -81,10 +81,6 @@ public final class DNSQuery {
             finish(.failure(.temporary("no name servers")))
             return
         }
-        guard question.name.wireLength + 16 <= 0xffff else {
-            finish(.failure(.permanent("name too long")))
-            return
-        }
         startUDP(round: 0, server: 0, now: now)
     }
 
@@ -96,9 +92,7 @@ public final class DNSQuery {
     public func receive(now: Double = MonotonicClock.now()) -> Progress {
         if let outcome { return .done(outcome) }
         if now >= overallDeadline {
-            closeSocket()
-            noteTemporary(temporaryReason ?? "timed out")
-            finish(.failure(.temporary(temporaryReason ?? "timed out")))
+            finish(.failure(.temporary("timed out")))
             return progress
         }
         switch state {
