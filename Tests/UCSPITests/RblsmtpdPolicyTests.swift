@@ -202,3 +202,47 @@ struct RblsmtpdSessionTests {
         #expect(log("DATA") == nil)
     }
 }
+
+@Suite("rblsmtpd against random input")
+struct RblsmtpdFuzzTests {
+    /// SplitMix64, seeded so a failure reproduces.
+    struct Generator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test func commandLinesGetCleanReplies() {
+        var g = Generator(state: 11)
+        let session = RblsmtpdSession(refusal: RblsmtpdVerdict.block(code: 451, text: [7, 65]).reply,
+                                      greeting: [0, 66, 200], ehloExtensions: Bool.random(using: &g))
+        let verbs = ["MAIL FROM:", "RCPT TO:", "mail from:<", "rcpt to: <@a,@b:", "HELO ", "EHLO", "QUIT", "vrfy", "DATA", ""]
+        for _ in 0..<20000 {
+            var line = Array(verbs.randomElement(using: &g)!.utf8)
+            line += (0..<Int.random(in: 0...1100, using: &g)).map { _ in
+                Bool.random(using: &g) ? UInt8.random(in: 0...255, using: &g) : Array("<>\"\\@: a".utf8).randomElement(using: &g)!
+            }
+            let r = session.respond(to: line, overlong: Bool.random(using: &g))
+            #expect(r.reply.count >= 6 && r.reply.suffix(2) == [13, 10])
+            #expect(r.reply.dropLast(2).allSatisfy { $0 == 13 || $0 == 10 || (32...126).contains($0) })
+            if let log = r.log { #expect(log.utf8.allSatisfy { (32...126).contains($0) } && log.utf8.count <= 920) }
+        }
+    }
+
+    @Test func argumentListsNeverTrap() {
+        var g = Generator(state: 3)
+        let pieces = ["-r", "-a", "-b", "-B", "-c", "-C", "-t", "-w", "-W", "-t0", "-rbl.test:x", "--", "-", "prog", "5", "x:y", "-z", ""]
+        for _ in 0..<20000 {
+            let argv = (0..<Int.random(in: 0...8, using: &g)).map { _ in Array(pieces.randomElement(using: &g)!.utf8) }
+            if case .success(let o) = RblsmtpdOptions.parse(argv) {
+                #expect(!o.program.isEmpty)
+                #expect(o.steps.contains { if case .rbl = $0 { return true } else { return false } })
+            }
+        }
+    }
+}
