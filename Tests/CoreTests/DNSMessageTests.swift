@@ -203,6 +203,7 @@ struct DNSMessageTests {
         // Asking for the CNAME itself returns it rather than following it.
         m.responseCode = .noError
         #expect(DNSAnswer.extract(m, for: DNSQuestion(Self.name("a"), .cname)) == .records(m.answers))
+        #expect(DNSAnswer.extract(m, for: DNSQuestion(Self.name("a"), .any)) == .records(m.answers))
         // A long chain is cut.
         m.answers = (0..<40).map { DNSRecord(name: Self.name("n\($0)"), .cname(Self.name("n\($0 + 1)"))) }
         if case .broken = DNSAnswer.extract(m, for: DNSQuestion(Self.name("n0"), .a)) {} else { Issue.record("chain not cut") }

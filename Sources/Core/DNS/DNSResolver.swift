@@ -31,7 +31,7 @@ public enum DNSAnswer: Equatable, Sendable {
         var followed = false
         while true {
             let matching = message.answers.filter {
-                $0.name == owner && $0.type == question.type && $0.dnsClass == question.dnsClass
+                $0.name == owner && ($0.type == question.type || question.type == .any) && $0.dnsClass == question.dnsClass
             }
             if !matching.isEmpty { return .records(matching) }
             guard question.type != .cname, question.type != .any,
