@@ -8,7 +8,7 @@ public enum SocketAddress: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .inet(let ip, let port, _): return ip.isV4 ? "\(ip):\(port)" : "[\(ip)]:\(port)"
+        case .inet(let ip, let port, _): return ip.isIPv4 ? "\(ip):\(port)" : "[\(ip)]:\(port)"
         case .unix(let path): return path
         }
     }
@@ -46,11 +46,12 @@ public enum SocketAddress: Hashable, Sendable, CustomStringConvertible {
     public func withSockaddr<R>(family: Int32? = nil, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         switch self {
         case .inet(let ip, let port, let scope):
-            if ip.isV4 && family != AF_INET6, case .v4(let a, let b, let c, let d) = ip {
+            if ip.isIPv4 && family != AF_INET6 {
+                let b = ip.bytes
                 var sin = sockaddr_in()
                 sin.sin_family = sa_family_t(AF_INET)
                 sin.sin_port = port.bigEndian
-                sin.sin_addr.s_addr = (UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)).bigEndian
+                sin.sin_addr.s_addr = (UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3])).bigEndian
                 return withUnsafePointer(to: &sin) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
                 }
@@ -218,7 +219,3 @@ public enum Socket {
     }
 }
 
-extension IPAddress {
-    /// True for IPv4 and v4-mapped IPv6 addresses.
-    public var unmappedIsV4: Bool { unmapped.isV4 }
-}
