@@ -45,6 +45,7 @@ let package = Package(
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "SuperviseTests", dependencies: ["Supervise"]),
         .testTarget(name: "MailTests", dependencies: ["Mail"]),
+        .testTarget(name: "UCSPITests", dependencies: ["UCSPI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Core", "Supervise", "Commands"]),
     ]
 )
