@@ -39,6 +39,10 @@ public struct TCPRulesCommand: Command {
                 case .success(nil):
                     break
                 case .success(let rule?):
+                    if let why = rule.uselessness {
+                        FD.writeAll(2, Array("tcprules: warning: line \(number): ".utf8) + rule.address
+                                    + Array(": \(why)\n".utf8))
+                    }
                     let value = rule.value
                     for key in rule.keys {
                         if case .failure(let e) = writer.add(key: key, value: value) { return .failure(e) }

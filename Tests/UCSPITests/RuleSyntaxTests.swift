@@ -173,6 +173,15 @@ import UCSPI
         #expect(error(":allow,A=\"1,2\",B=x") == .unterminatedValue)
     }
 
+    @Test func uselessRulesAreFlagged() throws {
+        for line in [" 1.2.3.4:deny", "\t=host:deny", "2001:db8::allow", "joe@fe80::deny", "x:y:allow"] {
+            #expect(try rule(line).uselessness != nil, "\(line)")
+        }
+        for line in ["1.2.3.4:deny", "=a:b:deny", "2001:db8::1:deny", "2001:db8::/32:deny", "joe@::1:allow", ":allow"] {
+            #expect(try rule(line).uselessness == nil, "\(line)")
+        }
+    }
+
     @Test func errorsDescribeThemselves() {
         let all: [RuleSyntaxError] = [.noSeparator, .unexpectedText, .emptyInstruction, .instructionWithoutValue,
                                       .unsetWithoutName, .missingValue, .unterminatedValue, .badRange, .badCIDR("x")]

@@ -21,6 +21,20 @@ public struct RuleDefinition: Equatable, Sendable {
 
     /// The cdb value stored under every key.
     public var value: [UInt8] { RuleValue.encode(action: action, environment: environment) }
+
+    /// Why this rule, though valid, can never match a client, or nil. Such rules are
+    /// stored anyway (as the reference does); tcprules only warns.
+    public var uselessness: String? {
+        if let first = address.first, first == 32 || first == 9 {
+            return "the address starts with a blank, so no client can match it"
+        }
+        guard !address.contains(UInt8(ascii: "=")) else { return nil }
+        let ip = address.lastIndex(of: UInt8(ascii: "@")).map { Array(address[($0 + 1)...]) } ?? address
+        if ip.contains(UInt8(ascii: ":")) && !ip.contains(UInt8(ascii: "/")) && IPAddressText.parseIPv6(ip) == nil {
+            return "not an IPv6 address, and IPv6 addresses are not matched by text prefix: use CIDR, e.g. 2001:db8::/32"
+        }
+        return nil
+    }
 }
 
 public enum RuleSyntaxError: Error, Equatable, Sendable, CustomStringConvertible {
