@@ -1,4 +1,5 @@
 // The cdb value format of spec §3.3: encoding, decoding, and what tcpserver makes of it.
+import Core
 import Testing
 import UCSPI
 
@@ -35,5 +36,12 @@ import UCSPI
     @Test func denyAnywhereDenies() {
         let m = RuleValue.match(key: [], value: bytes("+A=1\0D\0"))
         #expect(m.action == .deny && m.environment == [RuleEnvironmentChange(set: "A", to: "1")])
+    }
+
+    @Test func appliesChangesInOrder() {
+        var env = Environment([("TCPLOCALHOST", "a"), ("GREYIP", "1"), ("KEEP", "k")])
+        let m = RuleValue.match(key: [], value: bytes("+TCPLOCALHOST=b\0-GREYIP\0+NEW=x\0+NEW=y\0-ABSENT\0"))
+        m.apply(to: &env)
+        #expect(env["TCPLOCALHOST"] == "b" && env["GREYIP"] == nil && env["NEW"] == "y" && env["KEEP"] == "k")
     }
 }

@@ -1,4 +1,5 @@
 // What a tcprules lookup answers: allow or deny, the environment changes, the key that decided.
+import Core
 
 public enum RuleAction: Equatable, Sendable {
     case allow, deny
@@ -37,5 +38,19 @@ public struct RuleMatch: Equatable, Sendable {
         self.action = action
         self.environment = environment
         self.key = key
+    }
+}
+
+extension RuleMatch {
+    /// Applies the changes in order, as tcpserver does before running its program: a
+    /// later change to the same name wins, an unset removes every copy of the name.
+    public func apply(to environment: inout Environment) {
+        for change in self.environment {
+            if let value = change.value {
+                environment.set(name: change.name, value: value)
+            } else {
+                environment.unset(name: change.name)
+            }
+        }
     }
 }
