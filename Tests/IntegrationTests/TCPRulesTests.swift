@@ -200,6 +200,15 @@ import Testing
         #expect(check("ours", dir.at("r.cdb"), ["TCPREMOTEIP": "1.1.1.1"]).out == "rule :\ndeny connection\n")
     }
 
+    @Test func unreadableInputIsTemporary() {
+        let dir = Sandbox()
+        // A directory as standard input: read(2) fails with EISDIR.
+        let o = run(["/bin/sh", "-c", "exec \"$0\" tcprules \"$1\" \"$2\" < /", Build.indimail,
+                     dir.at("r.cdb"), dir.at("r.tmp")])
+        #expect(o.exitCode == 111 && o.err.hasPrefix("tcprules: fatal: unable to read input: "))
+        #expect(access(dir.at("r.cdb"), F_OK) != 0 && access(dir.at("r.tmp"), F_OK) != 0)
+    }
+
     @Test func cidrRulesMatch() {
         let dir = Sandbox()
         let input = """
