@@ -32,6 +32,8 @@ public enum CommandRegistry {
         Tai64nCommand.self,
         Tai64nlocalCommand.self,
         Tai64nunixCommand.self,
+        TCPRulesCheckCommand.self,
+        TCPRulesCommand.self,
         WaitforCommand.self,
     ]}
 
