@@ -27,13 +27,13 @@ public enum CommandRegistry {
         SvscanCommand.self,
         SvscanbootCommand.self,
         SvstatCommand.self,
+        TCPRulesCheckCommand.self,
+        TCPRulesCommand.self,
         Tai2Tai64nCommand.self,
         Tai64n2TaiCommand.self,
         Tai64nCommand.self,
         Tai64nlocalCommand.self,
         Tai64nunixCommand.self,
-        TCPRulesCheckCommand.self,
-        TCPRulesCommand.self,
         WaitforCommand.self,
     ]}
 
