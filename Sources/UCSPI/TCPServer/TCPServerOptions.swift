@@ -75,6 +75,7 @@ struct TCPServerOptions: Equatable {
             case .flag("v"): o.verbosity = 2
             case .value("e", let v): o.pidFile = v
             case .value("c", let v):
+                guard !v.isEmpty else { return .failure(.usage("-c wants a number or a file name")) }
                 // All digits: a number; anything else names a file (re-read on SIGHUP).
                 if !v.isEmpty, v.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int(v) {
                     o.childLimit = .count(n)
