@@ -46,7 +46,6 @@ let package = Package(
         .testTarget(name: "SuperviseTests", dependencies: ["Supervise"]),
         .testTarget(name: "UCSPITests", dependencies: ["UCSPI"]),
         .testTarget(name: "MailTests", dependencies: ["Mail"]),
-        .testTarget(name: "UCSPITests", dependencies: ["UCSPI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Core", "Supervise", "Commands"]),
     ]
 )

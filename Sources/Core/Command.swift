@@ -57,6 +57,35 @@ public protocol Command {
     static func run(_ context: CommandContext) -> Int32
 }
 
+/// A command whose configuration can be read once by a long-lived parent (tcpserver) and
+/// reused by every connection child: init at start-up, again on SIGHUP.
+public protocol PreloadingCommand: Command {
+    associatedtype Preloaded
+    /// Reads configuration (control files, …) in the parent, after it dropped privileges.
+    static func preload(_ context: CommandContext) -> Preloaded
+    /// Runs with what `preload` produced, in a forked child.
+    static func run(_ context: CommandContext, preloaded: Preloaded) -> Int32
+}
+
+/// A program ready to run in-process: plain commands as they are, preloading ones with
+/// their preloaded state captured.
+public struct PreparedCommand {
+    public let name: String
+    public let run: (CommandContext) -> Int32
+
+    public static func prepare(_ command: any Command.Type, _ context: CommandContext) -> PreparedCommand {
+        if let preloading = command as? any PreloadingCommand.Type {
+            return preparePreloading(preloading, context)
+        }
+        return PreparedCommand(name: command.name, run: { command.run($0) })
+    }
+
+    private static func preparePreloading<C: PreloadingCommand>(_ command: C.Type, _ context: CommandContext) -> PreparedCommand {
+        let state = C.preload(context)
+        return PreparedCommand(name: C.name, run: { C.run($0, preloaded: state) })
+    }
+}
+
 /// POSIX getopt over decoded arguments: clustered flags, `x:` takes a value, `--` or the
 /// first operand ends option parsing (no permutation, as the reference's sgetopt).
 public struct OptionParser: Sendable {
