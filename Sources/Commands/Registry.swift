@@ -29,6 +29,7 @@ public enum CommandRegistry {
     /// Commands that need the C libraries (OpenSSL, dlopen of plugins): only indimail-tls
     /// carries them, on top of the base list.
     public static var network: [any Command.Type] {[
+        DotlsCommand.self,
         TcpclientCommand.self,
     ]}
 
