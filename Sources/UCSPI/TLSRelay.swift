@@ -22,8 +22,8 @@ public enum TLSRelay {
     /// * End of file on `clearIn` sends close_notify; data from the network still flows to
     ///   `clearOut` until the peer closes, unless nobody reads `clearOut` any more (a pipe
     ///   whose reader exited), which ends the relay at once.
-    /// * End of the network session closes `clearOut` (shutdown(SHUT_WR) when it is the
-    ///   same socket as `clearIn`), so the program sees end of file; clear data still goes
+    /// * End of the network session closes `clearOut` (a socket also gets shutdown(SHUT_WR),
+    ///   and is left open when it is `clearIn` too), so the program sees end of file; clear data still goes
     ///   out while the network accepts it. With `stopAtNetworkEOF` the relay returns then
     ///   instead (a terminal on stdin should not have to type ^D after the server left).
     /// * `idleTimeout` seconds without any byte moving end the relay with `.idle`.
@@ -251,11 +251,10 @@ private struct RelayState {
         clearOutOpen = false
         guard !clearOutClosed else { return }
         clearOutClosed = true
-        if clearOut == clearIn {
-            _ = Glibc.shutdown(clearOut, Int32(SHUT_WR))
-        } else {
-            _ = Glibc.close(clearOut)
-        }
+        // A socket gets a FIN even when another fd (clearIn, or a parent's copy) still
+        // refers to it; closing alone would not end the peer's input.
+        if clearOutIsSocket { _ = Glibc.shutdown(clearOut, Int32(SHUT_WR)) }
+        if clearOut != clearIn { _ = Glibc.close(clearOut) }
     }
 
     func fail(_ text: String) -> Result<Bool, TLSError> {

@@ -49,7 +49,8 @@ public enum TLSProgress: Equatable, Sendable {
 }
 
 /// One TLS session over a connected socket (or a pair of fds). The channel never closes
-/// its fds; they stay non-blocking after the handshake.
+/// its fds; they stay non-blocking after the handshake. Writes to a peer that has gone
+/// raise SIGPIPE unless the process ignores it, as every program of the suite does.
 public protocol TLSChannel: AnyObject {
     /// The fd the session reads from.
     var fd: Int32 { get }
