@@ -6,7 +6,7 @@ import Glibc
 public struct TcpclientCommand: Command {
     public static let name = "tcpclient"
     public static let installDirectory = InstallDirectory.bin
-    public static let summary = "connect to a TCP or UNIX-domain server and run a program or relay stdin and stdout, with optional TLS"
+    public static let summary = "connect to a TCP or UNIX-domain server, with optional TLS"
 
     public static func run(_ context: CommandContext) -> Int32 {
         let options: TcpclientOptions
