@@ -131,7 +131,8 @@ final class OpenSSLContext: TLSContext {
     }
 
     /// CA file, CA directory and CRL. A server also trusts its own certificate file and
-    /// certdir, as the reference does; a verifying client falls back to the system store.
+    /// certdir, as the reference does; a verifying client without a CA file adds the
+    /// system store to the directory.
     private func loadTrust(_ s: TLSSettings) -> TLSError? {
         if isServer, let cert = s.certificateFile {
             if SSL_CTX_load_verify_file(ctx, cert) != 1 { ERR_clear_error() }
@@ -145,7 +146,8 @@ final class OpenSSLContext: TLSContext {
             }
             // Names the acceptable issuers in the certificate request.
             if isServer, let names = SSL_load_client_CA_file(ca) { SSL_CTX_set_client_CA_list(ctx, names) }
-        } else if !isServer && s.verifyHost != nil && s.certificateDirectory == nil {
+        } else if !isServer && s.verifyHost != nil {
+            // No CA file: the system's trust store as well as the certificate directory.
             if SSL_CTX_set_default_verify_paths(ctx) != 1 { ERR_clear_error() }
         }
         if let crl = s.crlFile {

@@ -26,8 +26,8 @@ public struct TLSSettings: Equatable, Sendable {
     public var minimumVersion: String?
     public var maximumVersion: String?
     public var allowClientRenegotiation = false
-    /// Client side: verify the server's certificate chain (caFile, certificateDirectory, or
-    /// the system store when neither is given) and that it names this host (or IP address).
+    /// Client side: verify the server's certificate chain (caFile, or else the system store
+    /// and certificateDirectory) and that it names this host (or IP address).
     public var verifyHost: String?
     /// Server side: ask for a client certificate (any is accepted, as the reference).
     public var requestClientCertificate = true
