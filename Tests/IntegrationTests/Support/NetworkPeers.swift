@@ -4,12 +4,23 @@ import Core
 import Glibc
 
 /// A server process and the loopback port it listens on.
-struct RunningServer {
+final class RunningServer {
     let child: BackgroundChild
     let port: UInt16
     let output: String
+    /// Started in its own process group: teardown kills the group (tcpserver's children).
+    let ownGroup: Bool
+
+    init(child: BackgroundChild, port: UInt16, output: String, ownGroup: Bool = false) {
+        self.child = child
+        self.port = port
+        self.output = output
+        self.ownGroup = ownGroup
+    }
 
     var log: String { contents(output).map { String(decoding: $0, as: UTF8.self) } ?? "" }
+
+    deinit { if ownGroup { killpg(child.pid, SIGKILL) } }
 }
 
 /// Runs `python3 -c code args…`; the script writes its port to argv[1] (a file) once
@@ -135,7 +146,7 @@ func startTcpserver(_ box: Sandbox, _ program: [String], environment: [String: S
         return true
     }
     guard port != 0 else { return nil }
-    return RunningServer(child: child, port: port, output: output)
+    return RunningServer(child: child, port: port, output: output, ownGroup: true)
 }
 
 /// A line-oriented toy server program for dotls to front: logs every line it receives
