@@ -33,19 +33,21 @@ let package = Package(
         .target(name: "Core", dependencies: ["CSupport"]),
         .target(name: "Supervise", dependencies: ["Core"]),
         .target(name: "UCSPI", dependencies: ["Core"]),
+        // The OpenSSL side of Core's TLS seam; only indimail-tls links it.
+        .target(name: "TLS", dependencies: ["Core", "COpenSSL"]),
         .target(name: "Mail", dependencies: ["Core", "Supervise", "UCSPI"]),
         .target(name: "Commands", dependencies: ["Core", "Supervise", "UCSPI", "Mail"]),
 
         .executableTarget(name: "indimail", dependencies: ["Commands"],
                           linkerSettings: releaseFullyStatic),
         .executableTarget(name: "indimail-tls",
-                          dependencies: ["Commands", "COpenSSL", "CIDN2", "CGSASL", "CSystemd"],
+                          dependencies: ["Commands", "TLS", "COpenSSL", "CIDN2", "CGSASL", "CSystemd"],
                           linkerSettings: releaseStatic),
 
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "SuperviseTests", dependencies: ["Supervise"]),
         .testTarget(name: "UCSPITests", dependencies: ["UCSPI"]),
         .testTarget(name: "MailTests", dependencies: ["Mail"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Core", "Supervise", "Commands"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Core", "Supervise", "UCSPI", "Commands", "TLS"]),
     ]
 )
