@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .executable(name: "indimail", targets: ["indimail"]),
         .executable(name: "indimail-tls", targets: ["indimail-tls"]),
+        .executable(name: "qmail-queue", targets: ["qmail-queue"]),
     ],
     targets: [
         // Linux syscalls Swift's Glibc module does not import (signalfd, prctl, flock…).
@@ -43,6 +44,10 @@ let package = Package(
         .executableTarget(name: "indimail-tls",
                           dependencies: ["Commands", "TLS", "COpenSSL", "CIDN2", "CGSASL", "CSystemd"],
                           linkerSettings: releaseStatic),
+
+        // Setuid qmailq: a separate minimal executable, fully static like the base binary.
+        .executableTarget(name: "qmail-queue", dependencies: ["Core", "Mail"],
+                          linkerSettings: releaseFullyStatic),
 
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "SuperviseTests", dependencies: ["Supervise"]),
