@@ -15,6 +15,7 @@ public enum CommandRegistry {
         FghackCommand.self,
         MultilogCommand.self,
         PgrphackCommand.self,
+        QmailLocalCommand.self,
         ReadproctitleCommand.self,
         SetlockCommand.self,
         SetuidgidCommand.self,
