@@ -14,6 +14,12 @@ struct LocalExit: Error {
 public struct LocalRecipient: Equatable, Sendable {
     public var user, home, local, dash, ext, host, sender, defaultDelivery, qqeh: [UInt8]
 
+    public init(user: [UInt8], home: [UInt8], local: [UInt8], dash: [UInt8], ext: [UInt8], host: [UInt8],
+                sender: [UInt8], defaultDelivery: [UInt8], qqeh: [UInt8]) {
+        (self.user, self.home, self.local, self.dash, self.ext) = (user, home, local, dash, ext)
+        (self.host, self.sender, self.defaultDelivery, self.qqeh) = (host, sender, defaultDelivery, qqeh)
+    }
+
     public var recipient: [UInt8] { local + Array("@".utf8) + host }
     /// `Delivered-To: local@host` NL; newlines inside become `_` so it stays one line.
     public var dtline: [UInt8] {
