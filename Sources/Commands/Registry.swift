@@ -15,6 +15,7 @@ public enum CommandRegistry {
         FghackCommand.self,
         MultilogCommand.self,
         PgrphackCommand.self,
+        QmailLocalCommand.self,
         QueueFixCommand.self,
         RblsmtpdCommand.self,
         ReadproctitleCommand.self,

@@ -154,10 +154,10 @@ struct Injection {
         messPath = mess
 
         // The message: our Received line, then fd 0 to its end.
-        var out = OutputBuffer(fd: messFD)
-        guard out.append(header.bytes) else { return QueueExit.writeError.rawValue }
-        if let code = copyMessage(into: &out) { return code }
-        guard out.flush() else { return QueueExit.writeError.rawValue }
+        let out = BufferedWriter(fd: messFD, capacity: 65536)
+        guard out.write(header.bytes).isSuccess else { return QueueExit.writeError.rawValue }
+        if let code = copyMessage(into: out) { return code }
+        guard out.flush().isSuccess else { return QueueExit.writeError.rawValue }
 
         // The envelope.
         let intd = layout.relativePath(.intd, id)
@@ -166,8 +166,8 @@ struct Injection {
         case .failure: return QueueExit.intdFile.rawValue
         }
         intdPath = intd
-        var envelopeOut = OutputBuffer(fd: intdFD)
-        guard envelopeOut.append(QueuedEnvelope.prefix(uid: UInt64(uid), pid: UInt64(pid))) else {
+        let envelopeOut = BufferedWriter(fd: intdFD, capacity: 65536)
+        guard envelopeOut.write(QueuedEnvelope.prefix(uid: UInt64(uid), pid: UInt64(pid))).isSuccess else {
             return QueueExit.writeError.rawValue
         }
         switch readEnvelope() {
@@ -178,7 +178,7 @@ struct Injection {
             if let e = QueuedEnvelope.extraHeaderRecord(env.bytes("QQEH")) {
                 records += [UInt8(ascii: "e")] + e + [0]
             }
-            guard envelopeOut.append(records), envelopeOut.flush() else { return QueueExit.writeError.rawValue }
+            guard envelopeOut.write(records).isSuccess, envelopeOut.flush().isSuccess else { return QueueExit.writeError.rawValue }
         }
 
         if sync != .none {
@@ -230,13 +230,13 @@ struct Injection {
     }
 
     /// Copies fd 0 to the mess file; nil on success, else the exit code.
-    func copyMessage(into out: inout OutputBuffer) -> Int32? {
+    func copyMessage(into out: BufferedWriter) -> Int32? {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { readSome(0, $0) }
             if n < 0 { return QueueExit.readError.rawValue }
             if n == 0 { return nil }
-            guard out.append(chunk[0..<n]) else { return QueueExit.writeError.rawValue }
+            guard out.write(chunk[0..<n]).isSuccess else { return QueueExit.writeError.rawValue }
         }
     }
 
@@ -276,27 +276,6 @@ func readSome(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Int {
         case .failure(let e) where e.errno == EAGAIN: FD.waitUntil(fd, events: Int16(POLLIN))
         case .failure: return -1
         }
-    }
-}
-
-/// A plain write buffer: the mess file receives the message in 64 KiB writes.
-struct OutputBuffer {
-    let fd: Int32
-    var pending: [UInt8] = []
-
-    init(fd: Int32) {
-        self.fd = fd
-        pending.reserveCapacity(65536)
-    }
-
-    mutating func append(_ bytes: some Collection<UInt8>) -> Bool {
-        pending.append(contentsOf: bytes)
-        return pending.count < 65536 || flush()
-    }
-
-    mutating func flush() -> Bool {
-        defer { pending.removeAll(keepingCapacity: true) }
-        return FD.writeAll(fd, pending).isSuccess
     }
 }
 
