@@ -81,14 +81,14 @@ private struct TcpclientRun {
         var helloName = "localhost"
         switch options.target {
         case .unix(let path):
-            switch TcpclientNetwork.connectUnix(path, timeout: options.connectFirst + options.connectSecond) {
+            switch NetworkLookups.connectUnix(path, timeout: options.connectFirst + options.connectSecond) {
             case .failure(let e):
                 return log.fatal(ExitCode.temporary, "unable to connect to socket \(path): \(e.reason)")
             case .success(let fd): socket = fd
             }
             environment["PROTO"] = "UNIX"
         case .tcp(let host, let portText):
-            guard let port = TcpclientNetwork.port(portText) else {
+            guard let port = NetworkLookups.port(portText) else {
                 return log.fatal(ExitCode.temporary, "unable to figure out port number for \(portText)")
             }
             switch connect(host: host, port: port) {
@@ -148,7 +148,7 @@ private struct TcpclientRun {
     /// second; a single address gets one try of both together (§6.2 -T).
     func connect(host: String, port: UInt16) -> Result<Int32, EndOfRun> {
         let addresses: [IPAddress]
-        switch TcpclientNetwork.resolve(host, ipv4Only: options.ipv4Only) {
+        switch NetworkLookups.resolve(host, ipv4Only: options.ipv4Only) {
         case .success(let list): addresses = list
         case .failure(.noAddress): return .failure(EndOfRun(code: log.fatal(ExitCode.temporary, "no IP address for \(host)")))
         case .failure(.temporary(let why)):
@@ -167,7 +167,7 @@ private struct TcpclientRun {
             for ip in todo {
                 let shown = ip.unmapped.description
                 log.status("trying  ip \(shown) port \(port)")
-                switch TcpclientNetwork.connect(to: ip, port: port, scope: scope, from: options.localIP,
+                switch NetworkLookups.connect(to: ip, port: port, scope: scope, from: options.localIP,
                                                 localPort: options.localPort, ipv4Only: options.ipv4Only,
                                                 forceV6: options.forceV6, timeout: timeout) {
                 case .success(let fd): return .success(fd)
@@ -198,14 +198,14 @@ private struct TcpclientRun {
         environment["PROTO"] = fakeV4 ? "TCP" : "TCP6"
         environment["TCPLOCALPORT"] = String(localPort)
         environment["TCPLOCALIP"] = text(localIP)
-        let localName = options.localHostName ?? TcpclientNetwork.reverseName(localIP, scope: scope)
+        let localName = options.localHostName ?? NetworkLookups.reverseName(localIP, scope: scope)
         environment["TCPLOCALHOST"] = localName
         environment["TCPREMOTEPORT"] = String(remotePort)
         environment["TCPREMOTEIP"] = text(remoteIP)
         log.status("connected to \(text(remoteIP)) port \(remotePort)")
-        environment["TCPREMOTEHOST"] = options.reverseLookup ? TcpclientNetwork.reverseName(remoteIP, scope: scope) : nil
+        environment["TCPREMOTEHOST"] = options.reverseLookup ? NetworkLookups.reverseName(remoteIP, scope: scope) : nil
         environment["TCPREMOTEINFO"] = options.ident
-            ? TcpclientNetwork.remoteInfo(local: localIP, localPort: localPort, remote: remoteIP, remotePort: remotePort,
+            ? NetworkLookups.remoteInfo(local: localIP, localPort: localPort, remote: remoteIP, remotePort: remotePort,
                                           scope: scope, timeout: options.identTimeout)
             : nil
         if let name = localName, !name.isEmpty, name != "0" {

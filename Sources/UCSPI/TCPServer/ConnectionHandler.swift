@@ -51,10 +51,10 @@ enum ConnectionHandler {
                 return diag.fatal(ExitCode.temporary, "dropping connection: unable to print banner: \(e.reason)")
             }
 
-            let localHost = options.localHostName ?? HostNames.reverse(localIP)
+            let localHost = options.localHostName ?? NetworkLookups.reverseName(localIP)
             var remoteHost: String?
-            if options.reverseLookup, let name = HostNames.reverse(remoteIP) {
-                if options.paranoid && !HostNames.forward(name).contains(remoteIP.unmapped) {
+            if options.reverseLookup, let name = NetworkLookups.reverseName(remoteIP) {
+                if options.paranoid && !((try? NetworkLookups.resolve(name, ipv4Only: false).get()) ?? []).map(\.unmapped).contains(remoteIP.unmapped) {
                     env["TCPPARANOID"] = name
                 } else {
                     remoteHost = name
@@ -62,8 +62,8 @@ enum ConnectionHandler {
             }
             var remoteInfo: String?
             if options.ident {
-                remoteInfo = HostNames.ident(local: localIP, localPort: local.port, remote: remoteIP,
-                                             remotePort: remoteAddress.port, timeout: options.identTimeout)
+                remoteInfo = NetworkLookups.remoteInfo(local: localIP, localPort: local.port, remote: remoteIP,
+                                                       remotePort: remoteAddress.port, scope: 0, timeout: options.identTimeout)
             }
 
             env["PROTO"] = v4 ? "TCP" : "TCP6"

@@ -135,12 +135,12 @@ private struct Server {
         case .unix(let path):
             return Socket.listenUnix(path: path, backlog: options.backlog).mapError { ServerError($0.description) }
         case .tcp(let host, let portText):
-            guard let port = TCPServerCommand.port(portText) else {
+            guard let port = NetworkLookups.port(portText) else {
                 return .failure(ServerError("unable to figure out port number for \(portText)"))
             }
             var address: IPAddress?
             if host != "0" && host != "::" {
-                guard let resolved = IPAddress.parse(host) ?? HostNames.forward(host).first else {
+                guard let resolved = IPAddress.parse(host) ?? (try? NetworkLookups.resolve(host, ipv4Only: false).get())?.first else {
                     return .failure(ServerError("no IP address for \(host)"))
                 }
                 address = resolved
@@ -300,15 +300,6 @@ private struct Server {
             let text = ip.unmappedIsV4 ? ip.unmapped.description : ip.compactV6
             FD.writeAll(2, Array("tcpserver: \(slot): IP \(text): PID \(pid)\n".utf8))
         }
-    }
-}
-
-extension TCPServerCommand {
-    /// A decimal port, or a service name from /etc/services.
-    static func port(_ text: String) -> UInt16? {
-        if let n = UInt16(text) { return n }
-        guard let entry = getservbyname(text, "tcp") else { return nil }
-        return UInt16(bigEndian: UInt16(truncatingIfNeeded: entry.pointee.s_port))
     }
 }
 

@@ -1,10 +1,10 @@
-// tcpclient's view of the network: name to addresses, timed connects from a chosen local
-// address, reverse names and the ident (RFC 1413) lookup for TCPREMOTEINFO.
+// Name and address lookups shared by tcpclient and tcpserver: name to addresses, timed
+// connects from a chosen local address, reverse names, the ident (RFC 1413) lookup.
 import CSupport
 import Core
 import Glibc
 
-enum TcpclientNetwork {
+enum NetworkLookups {
     enum ResolveFailure: Error, Equatable {
         case noAddress
         case temporary(String)
