@@ -161,3 +161,105 @@ let pythonFingerprintClient = """
         #expect(lines(liveOut) == [before ?? "?", "first", "second"], "the old session lives on")
     }
 }
+
+@Suite struct NetworkLimitBadInputTests {
+    /// 100,000 rules compile in bounded time, and lookups find the first, middle and last.
+    @Test func hundredThousandLineRulesFile() throws {
+        let box = Sandbox()
+        var text = "# generated\n"
+        text.reserveCapacity(3_000_000)
+        for i in 0..<100_000 {
+            text += "10.\(i >> 16).\((i >> 8) & 255).\(i & 255):allow,N=\"\(i)\"\n"
+        }
+        text += "127.0.0.1:allow,LAST=\"yes\"\n:deny\n"
+        let start = monotonicSeconds()
+        let cdb = try compileRules(box, text, with: "ours")
+        let took = monotonicSeconds() - start
+        #expect(took < 60, "tcprules took \(took) s")
+        for (ip, expected) in [("10.0.0.0", "N=0"), ("10.0.195.80", "N=50000"), ("10.1.134.159", "N=99999"),
+                               ("127.0.0.1", "LAST=yes"), ("10.1.134.160", "deny connection")] {
+            let r = run([Build.indimail, "tcprulescheck", cdb], environment: ["TCPREMOTEIP": ip], timeout: 10)
+            #expect(r.out.contains(expected), "\(ip): \(r.out)")
+        }
+        let server = try #require(RunningServer(box, ["-H", "-R", "-l", "0", "-x", cdb, "127.0.0.1", "0", "/usr/bin/env"]))
+        #expect(environmentDump(try #require(exchange(port: server.port)))["LAST"] == "yes")
+    }
+
+    /// Clients that send nothing and leave (with a FIN or a reset), half-open clients, and
+    /// garbage: the server serves on, and its descriptors stay as they were.
+    @Test func silentAndHalfOpenClients() throws {
+        let box = Sandbox()
+        let server = try #require(RunningServer(box, ["-H", "-R", "-l", "0", "127.0.0.1", "0", "/bin/sh", "-c", "cat; echo end"]))
+        #expect(exchange(port: server.port, input: Array("warm\n".utf8)) == Array("warm\nend\n".utf8))
+        #expect(eventually(within: 5) { childPIDs(of: server.child.pid).isEmpty })
+        let fdsBefore = openFDCount(server.child.pid)
+        for i in 0..<40 {
+            let fd = connectLoopback(server.port)
+            guard fd >= 0 else { Issue.record("connection \(i) failed"); continue }
+            if i % 2 == 1 {  // abortive close: RST instead of FIN
+                var l = linger(l_onoff: 1, l_linger: 0)
+                setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+            }
+            close(fd)
+        }
+        // Half-open: the client stops writing at once and still reads everything.
+        for _ in 0..<5 {
+            #expect(exchange(port: server.port) == Array("end\n".utf8))
+        }
+        #expect(exchange(port: server.port, input: [UInt8](repeating: 0xff, count: 100_000)).map { $0.count } == 100_004)
+        #expect(server.child.isRunning)
+        #expect(eventually(within: 10) { childPIDs(of: server.child.pid).isEmpty })
+        #expect(openFDCount(server.child.pid) == fdsBefore)
+        #expect(exchange(port: server.port, input: Array("still\n".utf8)) == Array("still\nend\n".utf8))
+    }
+
+    /// Bytes that are not TLS, a truncated ClientHello, and a client that leaves during the
+    /// handshake: each drops only its own connection.
+    @Test func garbageToATLSServer() throws {
+        let box = Sandbox()
+        let certs = try #require(TestCertificates(in: box))
+        let server = try #require(RunningServer(box, ["-v", "-H", "-R", "-l", "0", "-S", "2", "-n", certs.server, "127.0.0.1", "0",
+                                                      "/bin/echo", "secret"]))
+        var random = [UInt8](repeating: 0, count: 8192)
+        for i in random.indices { random[i] = UInt8.random(in: 0...255) }
+        // A ClientHello record header promising more than is sent.
+        let truncatedHello: [UInt8] = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03] + [UInt8](repeating: 0x41, count: 20)
+        let inputs: [[UInt8]] = [random, Array("GET / HTTP/1.0\r\n\r\n".utf8), truncatedHello, [], [0x16]]
+        for input in inputs {
+            let out = exchange(port: server.port, input: input, timeout: 10)
+            #expect(out.map { !String(decoding: $0, as: UTF8.self).contains("secret") } ?? true)
+        }
+        #expect(server.child.isRunning)
+        let r = run(["openssl", "s_client", "-quiet", "-connect", "127.0.0.1:\(server.port)", "-CAfile", certs.ca, "-verify_return_error"],
+                    timeout: 15)
+        #expect(r.out == "secret\n", "\(r.err)")
+        #expect(eventually(within: 10) { childPIDs(of: server.child.pid).isEmpty })
+        #expect(server.log.filter { $0.contains("unable to accept SSL connection") }.count >= 3)
+    }
+
+    /// Thousands of short connections to an in-process program: the parent's descriptor
+    /// count is the same before and after.
+    @Test func noDescriptorLeakOverManyConnections() throws {
+        let box = Sandbox()
+        let bin = box.commandLinks(["addcr"], binary: Build.indimailTLS)
+        let server = try #require(RunningServer(box, ["-q", "-H", "-R", "-l", "0", "-c", "20", "127.0.0.1", "0", "addcr"],
+                                                environment: ["PATH": bin + ":/usr/bin:/bin"]))
+        for _ in 0..<10 { _ = exchange(port: server.port, input: Array("x\n".utf8)) }
+        #expect(eventually(within: 5) { childPIDs(of: server.child.pid).isEmpty })
+        let before = openFDCount(server.child.pid)
+        #expect(before > 0)
+        let wanted = 10_000
+        var done = 0, answered = 0
+        let start = monotonicSeconds()
+        // Bounded: stop at 50 s whatever the count (a slow debug build on 2 cores).
+        while done < wanted && monotonicSeconds() - start < 50 {
+            if exchange(port: server.port, input: Array("x\n".utf8), timeout: 5) == Array("x\r\n".utf8) { answered += 1 }
+            done += 1
+        }
+        #expect(done >= 3_000, "only \(done) connections in 50 s")
+        #expect(answered == done)
+        #expect(eventually(within: 10) { childPIDs(of: server.child.pid).isEmpty })
+        #expect(openFDCount(server.child.pid) == before, "\(done) connections in \(monotonicSeconds() - start) s")
+        #expect(server.child.isRunning)
+    }
+}
