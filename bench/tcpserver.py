@@ -24,13 +24,13 @@ SECONDS = arg("--seconds", 10.0, float)
 WARMUP = arg("--warmup", 2.0, float)
 WORKERS = arg("--workers", 16)
 REPEAT = arg("--repeat", 2)
-TLS = os.path.join(ours_dir, "indimail-tls")
+BASE = os.path.join(ours_dir, "indimail")  # as installed: tcpserver links to the static binary
 
 work = tempfile.mkdtemp(prefix="bench-net.")
 links = os.path.join(work, "bin")
 os.mkdir(links)
 for name in ("tcpserver", "addcr"):
-    os.symlink(TLS, os.path.join(links, name))
+    os.symlink(BASE, os.path.join(links, name))
 OUR_ENV = dict(os.environ, PATH=links + ":/usr/bin:/bin", MAXPERIP="0")
 PLAIN_ENV = dict(os.environ, PATH="/usr/bin:/bin")
 COMMON = ["-H", "-R", "-l", "0", "-c", "100", "-b", "1024"]  # no DNS, no ident, 100 children

@@ -31,6 +31,7 @@ public enum CommandRegistry {
         SvstatCommand.self,
         TCPRulesCheckCommand.self,
         TCPRulesCommand.self,
+        TCPServerCommand.self,
         Tai2Tai64nCommand.self,
         Tai64n2TaiCommand.self,
         Tai64nCommand.self,
@@ -43,7 +44,6 @@ public enum CommandRegistry {
     /// carries them, on top of the base list.
     public static var network: [any Command.Type] {[
         DotlsCommand.self,
-        TCPServerCommand.self,
         TcpclientCommand.self,
     ]}
 

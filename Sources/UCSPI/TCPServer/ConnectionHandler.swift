@@ -123,7 +123,10 @@ enum ConnectionHandler {
             diag.warning("dropping connection, no ip slots for \(remoteText), perIPlimit \(sameIPCount)")
             return ExitCode.temporary
         }
-        Signals.resetForChild()
+        // Back to what the program expects: only what tcpserver itself changed (cheaper than
+        // resetting every signal, and it keeps what tcpserver inherited, as exec would).
+        Signals.setDefault(SIGPIPE)
+        SignalSet([SIGCHLD, SIGTERM, SIGHUP, SIGUSR1]).unblock()
 
         if let tls = setup.tlsContext {
             return TLSSession.serve(socket: fd, tls: tls, environment: env, setup: setup, diag: diag)

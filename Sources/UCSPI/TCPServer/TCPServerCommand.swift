@@ -19,8 +19,30 @@ public struct TCPServerCommand: Command {
             diag.warning(e.description)
             return diag.usage(TCPServerOptions.usage)
         }
+        // The static base binary forks cheaply but has neither OpenSSL nor dlopen: for TLS
+        // or .so plugins, hand over to indimail-tls before anything is set up.
+        if context.tls == nil && needsLibraries(options, env) {
+            return handOverToTLSBinary(context, diag)
+        }
         var server = Server(options: options, context: context, diag: diag)
         return server.start()
+    }
+
+    static func needsLibraries(_ options: TCPServerOptions, _ env: Environment) -> Bool {
+        if options.tls != nil { return true }
+        if let program = options.program.first, program.last == UInt8(ascii: "o"),
+           String(decoding: program, as: UTF8.self).hasSuffix(".so") { return true }
+        return env.names.contains { $0.hasPrefix("PLUGIN") && $0.dropFirst(6).allSatisfy(\.isNumber) && $0.count > 6 }
+    }
+
+    static func handOverToTLSBinary(_ context: CommandContext, _ diag: Diagnostics) -> Int32 {
+        guard let me = ProgramLauncher.realPath("/proc/self/exe") else {
+            return diag.fatal(ExitCode.temporary, "unable to find our own executable")
+        }
+        let tlsBinary = Path.join(Path.dirname(me), "indimail-tls")
+        let error = Exec.replace(arguments: [Array(tlsBinary.utf8), Array("tcpserver".utf8)] + context.arguments,
+                                 environment: context.environment)
+        return diag.fatal(ExitCode.temporary, "TLS and plugins need indimail-tls: \(error)")
     }
 }
 
