@@ -8,6 +8,7 @@ public enum CommandRegistry {
     /// Commands of the base binary (no C libraries beyond libc linked).
     public static var base: [any Command.Type] {[
         AddcrCommand.self,
+        Argv0Command.self,
         DelcrCommand.self,
         EnvdirCommand.self,
         EnvuidgidCommand.self,
