@@ -14,6 +14,8 @@ public enum CommandRegistry {
         EnvuidgidCommand.self,
         FghackCommand.self,
         FixcrioCommand.self,
+        MconnectCommand.self,
+        MconnectIOCommand.self,
         PgrphackCommand.self,
         ReadproctitleCommand.self,
         RecordioCommand.self,
