@@ -44,6 +44,7 @@ let package = Package(
 
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "SuperviseTests", dependencies: ["Supervise"]),
+        .testTarget(name: "UCSPITests", dependencies: ["UCSPI"]),
         .testTarget(name: "MailTests", dependencies: ["Mail"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Core", "Supervise", "Commands"]),
     ]
