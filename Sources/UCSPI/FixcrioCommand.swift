@@ -5,7 +5,7 @@ import Glibc
 public struct FixcrioCommand: Command {
     public static let name = "fixcrio"
     public static let installDirectory = InstallDirectory.bin
-    public static let summary = "run a program, inserting missing carriage returns in its input and output"
+    public static let summary = "insert missing carriage returns in a program's input and output"
 
     /// As the reference: 256 bytes read at once, at most twice that written.
     static let chunkSize = 256

@@ -6,7 +6,7 @@ import Glibc
 public struct MconnectCommand: Command {
     public static let name = "mconnect"
     public static let installDirectory = InstallDirectory.bin
-    public static let summary = "connect to a mail server and copy the terminal to it with CR LF line ends"
+    public static let summary = "talk to a mail server by hand, with CR LF line ends"
 
     /// tcpclient's default connect timeouts: a quick pass over every address, then a
     /// patient one over those that only timed out; one address gets the sum.

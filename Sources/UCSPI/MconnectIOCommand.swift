@@ -6,7 +6,7 @@ import Glibc
 public struct MconnectIOCommand: Command {
     public static let name = "mconnect-io"
     public static let installDirectory = InstallDirectory.bin
-    public static let summary = "copy standard input to descriptor 7 adding CRs, and descriptor 6 to standard output"
+    public static let summary = "copy stdin to descriptor 7 adding CRs, descriptor 6 to stdout"
 
     public static func run(_ context: CommandContext) -> Int32 {
         Signals.ignore(SIGPIPE)
