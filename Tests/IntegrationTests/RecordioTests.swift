@@ -73,6 +73,41 @@ import Testing
         #expect(log.last == "PID < [EOF]")
     }
 
+    /// The data of one direction put back together from its log lines.
+    static func reassemble(_ log: [UInt8], _ arrow: UInt8) -> [UInt8] {
+        var data: [UInt8] = []
+        for slice in log.split(separator: 10, omittingEmptySubsequences: false) {
+            let line = Array(slice)
+            guard let space = line.firstIndex(of: 32), line.count >= space + 3,
+                  line[space + 1] == arrow, line[space + 2] == 32 else { continue }
+            let body = line[(space + 3)...]
+            if body.elementsEqual(Array("[EOF]".utf8)) { continue }
+            if body.last == 43 { data += body.dropLast() } else { data += body.dropLast() + [10] }
+        }
+        return data
+    }
+
+    @Test func largeStreamsAreCopiedAndLoggedWithoutLoss() {
+        // Both directions busy at once (the program writes before it reads): a relay that
+        // blocked on one side would deadlock here.
+        var input: [UInt8] = []
+        for i in 0..<20000 { input += Array("line \(i) \(String(repeating: "z", count: i % 300))\n".utf8) }
+        input += Array("no newline at the end".utf8)
+        let program = ["/bin/sh", "-c", "head -c 300000 /dev/zero | tr '\\0' 'o'; cat"]
+        let mine = run(ours + program, stdin: input, timeout: 60)
+        #expect(!mine.timedOut)
+        #expect(mine.exitCode == 0)
+        // Compared outside #expect: a failing comparison of arrays this size would have
+        // the test library compute a diff for ever.
+        #expect(mine.stdout.count == 300000 + input.count)
+        let passedThrough = Array(mine.stdout.suffix(input.count)) == input
+        let inputLogged = Self.reassemble(mine.stderr, UInt8(ascii: "<")) == input
+        let outputLogged = Self.reassemble(mine.stderr, UInt8(ascii: ">")) == mine.stdout
+        #expect(passedThrough)
+        #expect(inputLogged)
+        #expect(outputLogged)
+    }
+
     @Test func emptyInputAndSilentProgram() throws {
         try Self.compare(["/bin/true"], input: [])
         let mine = run(ours + ["/bin/true"])
