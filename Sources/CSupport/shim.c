@@ -73,3 +73,7 @@ long cs_send_unix_datagram(const char *path, const void *buf, unsigned long len)
     errno = e;
     return (long)n;
 }
+
+int cs_accept4(int fd, void *addr, unsigned int *len, int flags) {
+    return accept4(fd, (struct sockaddr *)addr, (socklen_t *)len, flags);
+}

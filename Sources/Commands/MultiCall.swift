@@ -7,6 +7,7 @@ public enum MultiCall {
     /// Runs the command named by argv and returns the exit code.
     public static func main(binary: String, commands: [any Command.Type],
                             arguments rawArguments: [[UInt8]], environment: Environment,
+                            tls: (any TLSLibrary.Type)? = nil,
                             version: () -> String) -> Int32 {
         let diag = Diagnostics(program: binary)
         // A setuid/setgid copy of this binary would hand every command elevated rights;
@@ -17,8 +18,10 @@ public enum MultiCall {
         }
         let invokedAs = Path.basename(String(decoding: rawArguments.first ?? Array(binary.utf8), as: UTF8.self))
         if let command = CommandRegistry.lookup(invokedAs, in: commands) {
-            let context = CommandContext(name: command.name, arguments: Array(rawArguments.dropFirst()),
+            var context = CommandContext(name: command.name, arguments: Array(rawArguments.dropFirst()),
                                          environment: environment)
+            context.commands = commands
+            context.tls = tls
             return command.run(context)
         }
         guard rawArguments.count >= 2 else {
@@ -49,8 +52,10 @@ public enum MultiCall {
             guard let command = CommandRegistry.lookup(first, in: commands) else {
                 return diag.fatal(ExitCode.permanent, "unknown command: \(first) (try \(binary) --list)")
             }
-            let context = CommandContext(name: command.name, arguments: Array(rawArguments.dropFirst(2)),
+            var context = CommandContext(name: command.name, arguments: Array(rawArguments.dropFirst(2)),
                                          environment: environment)
+            context.commands = commands
+            context.tls = tls
             return command.run(context)
         }
     }

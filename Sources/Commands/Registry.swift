@@ -10,25 +10,42 @@ public enum CommandRegistry {
         AddcrCommand.self,
         Argv0Command.self,
         DelcrCommand.self,
+        DockerEntrypointCommand.self,
         EnvdirCommand.self,
         EnvuidgidCommand.self,
         FghackCommand.self,
         FixcrioCommand.self,
         MconnectCommand.self,
         MconnectIOCommand.self,
+        MultilogCommand.self,
         PgrphackCommand.self,
+        RblsmtpdCommand.self,
         ReadproctitleCommand.self,
         RecordioCommand.self,
         SetlockCommand.self,
         SetuidgidCommand.self,
         SoftlimitCommand.self,
         SuperviseCommand.self,
+        SvcCommand.self,
+        SvokCommand.self,
+        SvpsCommand.self,
+        SvscanCommand.self,
+        SvscanbootCommand.self,
+        SvstatCommand.self,
+        TCPRulesCheckCommand.self,
+        TCPRulesCommand.self,
         Tai2Tai64nCommand.self,
         Tai64n2TaiCommand.self,
         Tai64nCommand.self,
         Tai64nlocalCommand.self,
         Tai64nunixCommand.self,
         WaitforCommand.self,
+    ]}
+
+    /// Commands that need the C libraries (OpenSSL, dlopen of plugins): only indimail-tls
+    /// carries them, on top of the base list.
+    public static var network: [any Command.Type] {[
+        TCPServerCommand.self,
     ]}
 
     public static func lookup(_ name: String, in commands: [any Command.Type]) -> (any Command.Type)? {

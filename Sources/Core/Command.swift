@@ -7,13 +7,18 @@ public enum InstallDirectory: String, Sendable, CaseIterable {
 
 /// Everything a command receives. Arguments stay as raw bytes so file names and child
 /// argv pass through unchanged; `strings` is the decoded view for option parsing.
-public struct CommandContext: Sendable {
+public struct CommandContext {
     /// The name the command was invoked under (basename of argv[0]).
     public let name: String
     /// argv[1...], exact bytes.
     public let arguments: [[UInt8]]
     public var environment: Environment
     public let diagnostics: Diagnostics
+    /// Every command of the running binary: programs such as tcpserver run one of these
+    /// in-process instead of exec'ing it.
+    public var commands: [any Command.Type] = []
+    /// The TLS library, when the running binary links one (indimail-tls).
+    public var tls: (any TLSLibrary.Type)? = nil
 
     public init(name: String, arguments: [[UInt8]], environment: Environment) {
         self.name = name
@@ -26,6 +31,20 @@ public struct CommandContext: Sendable {
         self.init(name: name, arguments: arguments.map { Array($0.utf8) }, environment: environment)
     }
 
+    /// The same binary's context for running another command with other arguments.
+    public func handingOver(to name: String, arguments: [[UInt8]], environment: Environment) -> CommandContext {
+        var next = CommandContext(name: name, arguments: arguments, environment: environment)
+        next.commands = commands
+        next.tls = tls
+        return next
+    }
+
+    /// The registered command called `name` (a path's basename counts), if any.
+    public func inProcessCommand(_ program: String) -> (any Command.Type)? {
+        let base = program.split(separator: "/").last.map(String.init) ?? program
+        return commands.first { $0.name == base }
+    }
+
     public var strings: [String] { arguments.map { String(decoding: $0, as: UTF8.self) } }
 }
 
@@ -36,6 +55,35 @@ public protocol Command {
     static var summary: String { get }
     /// Runs the command; the return value is the process exit code.
     static func run(_ context: CommandContext) -> Int32
+}
+
+/// A command whose configuration can be read once by a long-lived parent (tcpserver) and
+/// reused by every connection child: init at start-up, again on SIGHUP.
+public protocol PreloadingCommand: Command {
+    associatedtype Preloaded
+    /// Reads configuration (control files, …) in the parent, after it dropped privileges.
+    static func preload(_ context: CommandContext) -> Preloaded
+    /// Runs with what `preload` produced, in a forked child.
+    static func run(_ context: CommandContext, preloaded: Preloaded) -> Int32
+}
+
+/// A program ready to run in-process: plain commands as they are, preloading ones with
+/// their preloaded state captured.
+public struct PreparedCommand {
+    public let name: String
+    public let run: (CommandContext) -> Int32
+
+    public static func prepare(_ command: any Command.Type, _ context: CommandContext) -> PreparedCommand {
+        if let preloading = command as? any PreloadingCommand.Type {
+            return preparePreloading(preloading, context)
+        }
+        return PreparedCommand(name: command.name, run: { command.run($0) })
+    }
+
+    private static func preparePreloading<C: PreloadingCommand>(_ command: C.Type, _ context: CommandContext) -> PreparedCommand {
+        let state = C.preload(context)
+        return PreparedCommand(name: C.name, run: { C.run($0, preloaded: state) })
+    }
 }
 
 /// POSIX getopt over decoded arguments: clustered flags, `x:` takes a value, `--` or the

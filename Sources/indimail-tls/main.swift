@@ -16,6 +16,6 @@ func libraryVersions() -> String {
     return "indimail-tls \(MultiCall.version)\n\(ssl)\nlibidn2 \(idn)\nlibgsasl \(sasl)\nlibsystemd (\(booted))"
 }
 
-exit(MultiCall.main(binary: "indimail-tls", commands: CommandRegistry.base,
+exit(MultiCall.main(binary: "indimail-tls", commands: CommandRegistry.base + CommandRegistry.network,
                     arguments: MultiCall.processArguments(), environment: Environment.current(),
                     version: libraryVersions))

@@ -39,6 +39,8 @@ func makeService(_ box: Sandbox, _ name: String, run: String? = nil) -> String {
         makeService(box, "s1")
         let sv = try #require(SupervisedService(box, "s1"))
         let first = try #require(sv.waitUntilUp())
+        // Each run script logs its start before it sleeps: wait for that before stopping it.
+        #expect(eventually { lines(box.at("s1.runs")).count == 1 })
 
         sv.control("d")
         #expect(eventually { sv.status?.running == false })
@@ -49,6 +51,7 @@ func makeService(_ box: Sandbox, _ name: String, run: String? = nil) -> String {
         sv.control("u")
         let second = try #require(sv.waitUntilUp())
         #expect(second.pid != first.pid)
+        #expect(eventually { lines(box.at("s1.runs")).count == 2 })
 
         sv.control("r")
         #expect(eventually(within: 5) { (sv.status?.pid).map { $0 != second.pid && sv.status?.running == true } ?? false })
@@ -60,6 +63,7 @@ func makeService(_ box: Sandbox, _ name: String, run: String? = nil) -> String {
         sv.control("o")
         #expect(eventually { sv.status?.want == .once && sv.status?.running == true })
         let once = try #require(sv.status)
+        #expect(eventually { lines(box.at("s1.runs")).count == 4 })
         kill(once.pid, SIGKILL)
         #expect(eventually { sv.status?.running == false })
         usleep(1_300_000)

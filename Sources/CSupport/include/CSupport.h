@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -48,9 +49,15 @@ static inline int cs_wtermsig(int s) { return WTERMSIG(s); }
 static inline int cs_wifstopped(int s) { return WIFSTOPPED(s); }
 static inline int cs_wcoredump(int s) { return WCOREDUMP(s); }
 
+/* SIGRTMIN is a function-like macro in glibc (the C library reserves a few
+ * real-time signals for itself). */
+static inline int cs_sigrtmin(void) { return SIGRTMIN; }
+
 /* GNU extensions, defined in shim.c where _GNU_SOURCE is set. */
 int cs_pipe2(int fds[2], int flags);
 int cs_posix_spawn_setsid_flag(void);
+/* accept4(2) with flags (a GNU extension). */
+int cs_accept4(int fd, void *addr, unsigned int *len, int flags);
 /* posix_spawn_file_actions_addchdir_np: the child's working directory. */
 int cs_spawn_add_chdir(void *actions, const char *path);
 /* A datagram socket bound to an abstract AF_UNIX name (no file, so no permission
@@ -60,6 +67,9 @@ int cs_abstract_dgram_socket(const char *name);
 long cs_recv_with_pid(int fd, void *buf, unsigned long len, int *pid);
 /* Send one datagram to an AF_UNIX path, or an abstract name when path starts with '@'. */
 long cs_send_unix_datagram(const char *path, const void *buf, unsigned long len);
+
+/* Bytes waiting to be read in a pipe or socket (ioctl is variadic). */
+static inline int cs_fionread(int fd, int *count) { return ioctl(fd, FIONREAD, count); }
 
 static inline int cs_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 static inline int cs_fcntl_lock(int fd, int cmd, struct flock *lk) { return fcntl(fd, cmd, lk); }

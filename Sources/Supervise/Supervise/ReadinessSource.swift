@@ -54,31 +54,3 @@ public enum NotifyMessage {
         datagram.split(separator: 10).contains { Array($0) == Array("READY=1".utf8) }
     }
 }
-
-enum ProcessTree {
-    /// True when `pid` is `ancestor` or one of its descendants (walks /proc/<pid>/stat ppids).
-    static func isDescendant(_ pid: pid_t, of ancestor: pid_t) -> Bool {
-        var current = pid
-        for _ in 0..<64 {
-            if current == ancestor { return true }
-            guard current > 1, let parent = parentPID(of: current) else { return false }
-            current = parent
-        }
-        return false
-    }
-
-    static func parentPID(of pid: pid_t) -> pid_t? {
-        guard let bytes = try? FD.readFile("/proc/\(pid)/stat").get(),
-              let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        // After "pid (comm)": " state ppid ...". comm may hold spaces and parens.
-        let fields = bytes[(close + 1)...].split(separator: 32)
-        guard fields.count >= 2 else { return nil }
-        return pid_t(String(decoding: fields[1], as: UTF8.self))
-    }
-
-    /// Children of this process (Linux /proc/<pid>/task/<pid>/children).
-    static func children(of pid: pid_t) -> [pid_t]? {
-        guard let bytes = try? FD.readFile("/proc/\(pid)/task/\(pid)/children").get() else { return nil }
-        return bytes.split(separator: 32).compactMap { pid_t(String(decoding: $0, as: UTF8.self)) }
-    }
-}

@@ -376,7 +376,7 @@ final class Supervisor {
             let n = buffer.withUnsafeMutableBytes { cs_recv_with_pid(fd, $0.baseAddress, UInt($0.count), &sender) }
             guard n >= 0 else { return }
             // Only the service's own processes may declare it ready.
-            guard let service = child, sender > 0, ProcessTree.isDescendant(sender, of: service)
+            guard let service = child, sender > 0, ProcFS.isDescendant(sender, of: service)
                     || (childGroup != nil && getpgid(sender) == childGroup) else { continue }
             if NotifyMessage.saysReady(buffer[0..<n]) { becameReady() }
         }
@@ -414,7 +414,7 @@ final class Supervisor {
     }
 
     private func descendantsRemain() -> Bool {
-        guard let children = ProcessTree.children(of: myPID) else { return false }
+        guard let children = ProcFS.children(of: myPID) else { return false }
         return children.contains { helpers[$0] == nil }
     }
 

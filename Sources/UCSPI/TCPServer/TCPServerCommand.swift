@@ -1,0 +1,344 @@
+// tcpserver: accept TCP (or UNIX) connections and run a program for each, with limits,
+// access rules, TLS, and in-process programs for our own commands.
+import CSupport
+import Core
+import Glibc
+
+public struct TCPServerCommand: Command {
+    public static let name = "tcpserver"
+    public static let installDirectory = InstallDirectory.bin
+    public static let summary = "accept connections and run a program for each"
+
+    public static func run(_ context: CommandContext) -> Int32 {
+        let diag = Diagnostics(program: "tcpserver")
+        let env = context.environment
+        var options: TCPServerOptions
+        switch TCPServerOptions.parse(context.arguments, maxPerIP: env["MAXPERIP"]) {
+        case .success(let o): options = o
+        case .failure(let e):
+            diag.warning(e.description)
+            return diag.usage(TCPServerOptions.usage)
+        }
+        var server = Server(options: options, context: context, diag: diag)
+        return server.start()
+    }
+}
+
+private struct Server {
+    var options: TCPServerOptions
+    let context: CommandContext
+    let diag: Diagnostics
+    var limit = 40
+    var children: [pid_t: [UInt8]] = [:]
+    var setup: ServerSetup
+
+    init(options: TCPServerOptions, context: CommandContext, diag: Diagnostics) {
+        self.options = options
+        self.context = context
+        self.diag = diag
+        let startupMax = context.environment["MAXPERIP"].flatMap { Int($0) } ?? 20
+        setup = ServerSetup(options: options, context: context, tlsContext: nil, prepared: nil, childMaxPerIP: startupMax)
+    }
+
+    func log(_ line: String) {
+        guard options.verbosity >= 2 else { return }
+        FD.writeAll(2, Array("tcpserver: \(line)\n".utf8))
+    }
+
+    func status(_ what: String, pid: pid_t = getpid()) {
+        log("status: \(children.count)/\(limit) \(what), pid=\(pid)"
+            + (what == "startup" ? (setup.tlsContext == nil ? ", TLS=disabled" : ", TLS=enabled") : ""))
+    }
+
+    /// -c: a number, or a file (relative names under CONTROLDIR) whose first line is one.
+    mutating func readLimit() -> Result<Void, ControlError> {
+        switch options.childLimit {
+        case .count(let n):
+            limit = n
+        case .file(let name):
+            let path = name.hasPrefix("/") || name.hasPrefix(".") ? name : Path.join(SuitePaths(environment: context.environment).controlDirectory, name)
+            switch ControlFiles(directory: Path.dirname(path)).integer(Path.basename(path), default: limit) {
+            case .success(let n): limit = n
+            case .failure(let e): return .failure(e)
+            }
+        }
+        return .success(())
+    }
+
+    mutating func start() -> Int32 {
+        if case .failure(let e) = readLimit() { return diag.fatal(ExitCode.temporary, e.description) }
+        if let pidFile = options.pidFile {
+            if let text = try? FD.readFile(pidFile).get(), let pid = pid_t(String(decoding: text, as: UTF8.self).trimmingCharacters()),
+               pid > 0, kill(pid, 0) == 0 {
+                return diag.fatal(ExitCode.temporary, "already running (pid \(pid) in \(pidFile))")
+            }
+            if case .unix(let path) = options.listen { unlink(path) }
+        }
+        let signals: SignalFD
+        do { signals = try SignalFD(SignalSet([SIGCHLD, SIGTERM, SIGHUP, SIGUSR1])) } catch {
+            return diag.fatal(ExitCode.temporary, error.description)
+        }
+        Signals.ignore(SIGPIPE)
+
+        if options.tls != nil {
+            switch makeTLSContext() {
+            case .success(let c): setup.tlsContext = c
+            case .failure(let message): return diag.fatal(ExitCode.temporary, "unable to initialize TLS: \(message)")
+            }
+        }
+
+        let listener: Int32
+        switch openListener() {
+        case .success(let fd): listener = fd
+        case .failure(let message): return diag.fatal(ExitCode.temporary, message.description)
+        }
+        FD.setNonBlocking(listener)
+        setup.options = options  // openListener may have switched to IPv4-only
+        if let pidFile = options.pidFile {
+            if case .success(let fd) = FD.openTrunc(pidFile) {
+                FD.writeAll(fd, Array(String(getpid()).utf8))
+                FD.close(fd)
+            }
+        }
+        if case .failure(let message) = dropPrivileges() { return diag.fatal(ExitCode.temporary, message.description) }
+        if case .failure(let e) = preload(reload: false) { return diag.fatal(ExitCode.temporary, e.description) }
+        if options.printPort, let local = Socket.localAddress(listener) {
+            FD.writeAll(1, Array("\(local.port)\n".utf8))
+        }
+        // fds 0 and 1 belong to connections only.
+        let null = open("/dev/null", O_RDWR)
+        if null >= 0 { dup2(null, 0); dup2(null, 1); if null > 1 { close(null) } }
+        status("startup")
+        return loop(listener: listener, signals: signals)
+    }
+
+    func makeTLSContext() -> Result<any TLSContext, ServerError> {
+        guard let library = context.tls else {
+            return .failure(ServerError("this binary has no TLS library: run tcpserver from indimail-tls"))
+        }
+        guard let tls = options.tls else { return .failure(ServerError("TLS not requested")) }
+        let env = context.environment
+        let certDir = tls.certificateDirectory ?? env.nonEmpty("CERTDIR") ?? Path.join(SuitePaths(environment: env).sysconfDirectory, "certs")
+        func defaulted(_ explicit: String?, _ variable: String, _ file: String) -> String {
+            if let explicit { return explicit }
+            let name = env.nonEmpty(variable) ?? file
+            return name.hasPrefix("/") || name.hasPrefix(".") ? name : Path.join(certDir, name)
+        }
+        var settings = TLSSettings()
+        settings.certificateFile = defaulted(tls.certificateFile, "TLS_CERTFILE", "servercert.pem")
+        settings.certificateDirectory = certDir
+        let ca = defaulted(tls.caFile, "CLIENTCA", "clientca.pem")
+        settings.caFile = access(ca, R_OK) == 0 ? ca : nil
+        let crl = defaulted(tls.crlFile, "CLIENTCRL", "clientcrl.pem")
+        settings.crlFile = access(crl, R_OK) == 0 ? crl : nil
+        if let cipherFile = tls.cipherFile {
+            guard let text = try? FD.readFile(cipherFile).get() else { return .failure(ServerError("unable to read \(cipherFile)")) }
+            settings.cipherList = String(decoding: text.prefix { $0 != 32 && $0 != 9 && $0 != 10 && $0 != 13 }, as: UTF8.self)
+        } else {
+            settings.cipherList = env.nonEmpty("TLS_CIPHER_LIST")
+        }
+        settings.cipherSuites = env.nonEmpty("TLS_CIPHER_SUITE")
+        if let method = tls.method {
+            let parts = method.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            settings.minimumVersion = parts[0].isEmpty ? nil : parts[0]
+            settings.maximumVersion = parts.count > 1 ? (parts[1].isEmpty ? nil : parts[1]) : parts[0]
+        }
+        settings.allowClientRenegotiation = tls.allowRenegotiation
+        return library.serverContext(settings).mapError { ServerError($0.description) }
+    }
+
+    mutating func openListener() -> Result<Int32, ServerError> {
+        switch options.listen {
+        case .unix(let path):
+            return Socket.listenUnix(path: path, backlog: options.backlog).mapError { ServerError($0.description) }
+        case .tcp(let host, let portText):
+            guard let port = TCPServerCommand.port(portText) else {
+                return .failure(ServerError("unable to figure out port number for \(portText)"))
+            }
+            var address: IPAddress?
+            if host != "0" && host != "::" {
+                guard let resolved = IPAddress.parse(host) ?? HostNames.forward(host).first else {
+                    return .failure(ServerError("no IP address for \(host)"))
+                }
+                address = resolved
+                if resolved.unmappedIsV4 { options.ipv4Only = true }
+            }
+            var scope: UInt32 = 0
+            if let interface = options.interface {
+                scope = if_nametoindex(interface)
+                guard scope != 0 else { return .failure(ServerError("unknown interface \(interface)")) }
+            }
+            return Socket.listenTCP(address: address, port: port, backlog: options.backlog,
+                                    ipv4Only: options.ipv4Only, scope: scope).mapError { ServerError($0.description) }
+        }
+    }
+
+    mutating func dropPrivileges() -> Result<Void, ServerError> {
+        let env = context.environment
+        var uidText = options.user
+        var gidText = options.group
+        if options.identityFromEnvironment {
+            uidText = env.nonEmpty("UID") ?? uidText
+            gidText = env.nonEmpty("GID") ?? gidText
+        }
+        guard uidText != nil || gidText != nil else { return .success(()) }
+        var credentials = Credentials(uid: getuid(), gid: getgid(), groups: [])
+        var groups: [gid_t] = []
+        if let g = gidText {
+            switch Privileges.parseGroups(g) {
+            case .success(let list): groups = list
+            case .failure(let e): return .failure(ServerError(e.description))
+            }
+        }
+        if let u = uidText {
+            if let uid = uid_t(u) {
+                credentials.uid = uid
+                if let first = groups.first { credentials.gid = first }
+                credentials.groups = groups.isEmpty ? [credentials.gid] : groups
+            } else {
+                switch Accounts.user(u) {
+                case .failure(let e): return .failure(ServerError(e.description))
+                case .success(let account):
+                    credentials.uid = account.uid
+                    credentials.gid = account.gid
+                    let memberships = (try? Privileges.memberships(of: account).get()) ?? [account.gid]
+                    credentials.groups = memberships + groups.filter { !memberships.contains($0) }
+                }
+            }
+        } else if let first = groups.first {
+            // -g alone: a single number sets the gid too (djb); otherwise only the groups.
+            if groups.count == 1, gidText.map({ UInt32($0) != nil }) == true { credentials.gid = first }
+            credentials.groups = groups
+            let rc = groups.withUnsafeBufferPointer { setgroups($0.count, $0.baseAddress) }
+            guard rc == 0 else { return .failure(ServerError(SystemError("unable to set groups").description)) }
+            if credentials.gid == first, setgid(first) != 0 { return .failure(ServerError(SystemError("unable to set gid").description)) }
+            return .success(())
+        }
+        return Privileges.become(credentials).mapError { ServerError($0.description) }
+    }
+
+    /// In-process program and PLUGIN<n> objects: read once here, again on SIGHUP.
+    mutating func preload(reload: Bool) -> Result<Void, SystemError> {
+        if let first = options.program.first,
+           let command = ProgramLauncher.ownCommand(String(decoding: first, as: UTF8.self), context: context,
+                                                    searchPath: context.environment["PATH"]) {
+            setup.prepared = PreparedCommand.prepare(command, context)
+        }
+        return ProgramLauncher.preloadPlugins(context.environment, reload: reload).map { _ in () }
+    }
+
+    mutating func loop(listener: Int32, signals: SignalFD) -> Int32 {
+        while true {
+            var fds = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
+            if children.count < limit { fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0)) }
+            if poll(&fds, nfds_t(fds.count), -1) < 0 && errno != EINTR { continue }
+            if fds[0].revents != 0 {
+                for signal in signals.drain() {
+                    switch signal {
+                    case SIGCHLD: reap()
+                    case SIGTERM:
+                        log("status: \(children.count)/\(limit) shutdown, pid=\(getpid())")
+                        if case .unix(let path) = options.listen { unlink(path) }
+                        return ExitCode.success
+                    case SIGHUP: reload()
+                    case SIGUSR1: dumpChildren()
+                    default: break
+                    }
+                }
+            }
+            if fds.count > 1 && fds[1].revents != 0 { acceptOne(listener: listener, signals: signals) }
+        }
+    }
+
+    mutating func acceptOne(listener: Int32, signals: SignalFD) {
+        let accepted: (Int32, SocketAddress?)
+        switch Socket.accept(listener) {
+        case .success(let a): accepted = a
+        case .failure: return  // EAGAIN: someone else took it, or it went away
+        }
+        let (fd, remote) = accepted
+        FD.setNonBlocking(fd, false)
+        let key = remote?.ip?.mapped16 ?? [UInt8](repeating: 0, count: 16)
+        let sameIP = children.values.filter { $0 == key }.count
+        if options.perIPLimit > 0 && sameIP >= options.perIPLimit {
+            let text = remote?.ip.map { options.ipv4Only || (!options.forceV6 && $0.unmappedIsV4) ? $0.unmapped.description : $0.compactV6 } ?? "unknown"
+            if options.verbosity >= 1 { FD.writeAll(2, Array("tcpserver: end \(text) perIPlimit \(sameIP)\n".utf8)) }
+            close(fd)
+            return
+        }
+        let pid = fork()
+        if pid < 0 {
+            diag.warning("dropping connection: unable to fork: \(SystemError.describe(errno))")
+            close(fd)
+            return
+        }
+        if pid == 0 {
+            close(listener)
+            close(signals.fd)
+            exit(ConnectionHandler.serve(socket: fd, remote: remote, sameIPCount: sameIP, setup: setup))
+        }
+        children[pid] = key
+        close(fd)
+        status("child", pid: pid)
+    }
+
+    mutating func reap() {
+        while let (pid, status) = Wait.any() {
+            guard children.removeValue(forKey: pid) != nil else { continue }
+            switch status {
+            case .exited(0): break
+            case .exited(let code): log("end \(pid) status \(code)")
+            case .signaled(let s, _): log("end \(pid) killed by signal \(s)")
+            case .stopped: log("end \(pid) stopped by signal")
+            }
+            self.status("sigchild", pid: pid)
+        }
+    }
+
+    mutating func reload() {
+        if case .failure(let e) = readLimit() { diag.warning(e.description) }
+        if options.tls != nil {
+            switch makeTLSContext() {
+            case .success(let c): setup.tlsContext = c
+            case .failure(let message): diag.warning("keeping the old TLS context: \(message)")
+            }
+        }
+        if case .failure(let e) = preload(reload: true) {
+            diag.fatal(ExitCode.temporary, e.description)
+            exit(ExitCode.temporary)
+        }
+        FD.writeAll(2, Array("tcpserver: sighup: \(children.count)/\(limit)\n".utf8))
+    }
+
+    func dumpChildren() {
+        guard options.verbosity >= 2 else { return }
+        for (slot, (pid, key)) in children.sorted(by: { $0.key < $1.key }).enumerated() {
+            let ip = IPAddress.v6(key)
+            let text = ip.unmappedIsV4 ? ip.unmapped.description : ip.compactV6
+            FD.writeAll(2, Array("tcpserver: \(slot): IP \(text): PID \(pid)\n".utf8))
+        }
+    }
+}
+
+extension TCPServerCommand {
+    /// A decimal port, or a service name from /etc/services.
+    static func port(_ text: String) -> UInt16? {
+        if let n = UInt16(text) { return n }
+        guard let entry = getservbyname(text, "tcp") else { return nil }
+        return UInt16(bigEndian: UInt16(truncatingIfNeeded: entry.pointee.s_port))
+    }
+}
+
+extension String {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let l = s.last, l == "\n" || l == " " || l == "\r" || l == "\t" { s.removeLast() }
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        return String(s)
+    }
+}
+
+struct ServerError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
