@@ -10,63 +10,70 @@ public struct MconnectCommand: Command {
 
     /// tcpclient's default connect timeouts: a quick pass over every address, then a
     /// patient one over those that only timed out; one address gets the sum.
-    static let timeouts = (first: 2, second: 58)
+    static let timeouts = (first: 2.0, second: 58.0)
 
     public static func run(_ context: CommandContext) -> Int32 {
         let diag = context.diagnostics
         let host = context.strings.first ?? "0"
         let portText = context.strings.count > 1 ? context.strings[1] : "25"
 
-        var addresses: [RemoteAddress]
-        var port: UInt16 = 0
+        var targets: [SocketAddress]
         if host.hasPrefix("/") {
-            addresses = [.unix(host)]
-        } else {
-            addresses = MconnectTarget.addresses(for: host, hosts: { readSystemFile("/etc/hosts") })
-            guard !addresses.isEmpty else {
-                return diag.fatal(ExitCode.temporary, "no IP address for \(host) (not an address, not in /etc/hosts)")
+            // A UNIX-domain socket, as tcpclient takes one; the port means nothing then.
+            guard host.utf8.count < MemoryLayout.size(ofValue: sockaddr_un().sun_path) else {
+                return diag.fatal(ExitCode.temporary,
+                                  "unable to connect to socket \(host): \(SystemError.describe(ENAMETOOLONG))")
             }
-            guard let p = MconnectTarget.port(portText, services: { readSystemFile("/etc/services") }) else {
+            targets = [.unix(host)]
+        } else {
+            guard let port = MconnectTarget.port(portText, services: { readSystemFile("/etc/services") }) else {
                 return diag.fatal(ExitCode.temporary, "unable to figure out port number for \(portText)")
             }
-            port = p
+            let endpoints: [MconnectTarget.Endpoint]
+            switch MconnectTarget.resolve(host, hosts: { readSystemFile("/etc/hosts") },
+                                          dns: { DNSResolver(environment: context.environment).addresses(for: $0) }) {
+            case .success(let found): endpoints = found
+            case .failure(.nameNotFound), .failure(.noData):
+                return diag.fatal(ExitCode.temporary, "no IP address for \(host)")
+            case .failure(.temporary(let why)):
+                return diag.fatal(ExitCode.temporary, "temporarily unable to figure out IP address for \(host): \(why)")
+            case .failure(.permanent(let why)):
+                return diag.fatal(ExitCode.temporary, "unable to figure out IP address for \(host): \(why)")
+            }
+            targets = endpoints.map { .inet($0.ip, port: port, scope: $0.scope) }
         }
 
-        let passes = addresses.count == 1 ? [timeouts.first + timeouts.second] : [timeouts.first, timeouts.second]
-        var connection: (fd: Int32, address: RemoteAddress)?
         // Failures are told only when no address answers: "0" tries two loopbacks and a
         // refusal on the first is no news when the second accepts.
         var failures: [String] = []
+        var connection: (fd: Int32, target: SocketAddress)?
+        let passes = targets.count == 1 ? [timeouts.first + timeouts.second] : [timeouts.first, timeouts.second]
         attempts: for (pass, seconds) in passes.enumerated() {
-            var timedOut: [RemoteAddress] = []
-            for address in addresses {
-                switch Connect.open(address, port: port, timeout: seconds) {
+            var timedOut: [SocketAddress] = []
+            for target in targets {
+                switch Socket.connect(to: target, timeout: seconds) {
                 case .success(let fd):
-                    connection = (fd, address)
+                    connection = (fd, target)
                     break attempts
                 case .failure(let e):
-                    if case .unix = address {
-                        failures.append("unable to connect to socket \(address): \(e.reason)")
-                    } else {
-                        failures.append("unable to connect to \(address) port \(port): \(e.reason)")
+                    switch target {
+                    case .unix(let path): failures.append("unable to connect to socket \(path): \(e.reason)")
+                    case .inet(let ip, let port, _): failures.append("unable to connect to \(ip) port \(port): \(e.reason)")
                     }
-                    if pass == 0 && e.errno == ETIMEDOUT { timedOut.append(address) }
+                    if pass == 0 && e.errno == ETIMEDOUT { timedOut.append(target) }
                 }
             }
-            addresses = timedOut
+            targets = timedOut
         }
         guard let connection else {
             for failure in failures.dropLast() { diag.warning(failure) }
             return diag.fatal(ExitCode.temporary, failures.last ?? "no address to connect to")
         }
-        let socket = connection.fd
 
-        if case .unix = connection.address {} else {
-            var on: Int32 = 1  // interactive lines go out at once, as tcpclient without -D
-            _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
-        }
+        // Typed lines go out at once, as with tcpclient without -D.
+        if case .inet = connection.target { Socket.setNoDelay(connection.fd) }
         Signals.ignore(SIGPIPE)
-        MconnectIO.copy(network: (read: socket, write: socket))
+        MconnectIO.copy(network: (read: connection.fd, write: connection.fd))
         return ExitCode.success
     }
 
@@ -75,29 +82,50 @@ public struct MconnectCommand: Command {
     }
 }
 
-/// How mconnect turns its arguments into addresses and a port, with the files passed in so
-/// the rules can be tested without touching /etc.
+/// How mconnect turns its arguments into addresses and a port, with the files and the
+/// resolver passed in so the rules can be tested without touching /etc or the network.
 enum MconnectTarget {
-    /// "0" or "" is this host (IPv4 loopback first, then IPv6); an address literal is
-    /// itself; anything else is looked up in the hosts file.
-    static func addresses(for host: String, hosts: () -> [UInt8]) -> [RemoteAddress] {
+    struct Endpoint: Equatable, CustomStringConvertible {
+        var ip: IPAddress
+        var scope: UInt32 = 0
+        var description: String { scope == 0 ? ip.description : "\(ip)%\(scope)" }
+    }
+
+    /// "0" or "" is this host (IPv4 loopback first, then IPv6); an address literal (IPv6
+    /// with an optional `%interface`) is itself; a name is looked up in the hosts file,
+    /// then in the DNS.
+    static func resolve(_ host: String, hosts: () -> [UInt8],
+                        dns: (String) -> Result<[IPAddress], DNSError>) -> Result<[Endpoint], DNSError> {
         if host.isEmpty || host == "0" {
-            return [RemoteAddress.parse("127.0.0.1"), RemoteAddress.parse("::1")].compactMap { $0 }
+            return .success([IPAddress("127.0.0.1"), IPAddress("::1")].compactMap { $0 }.map { Endpoint(ip: $0) })
         }
-        if let literal = RemoteAddress.parse(host) { return [literal] }
-        var seen: [RemoteAddress] = []
+        if let literal = literal(host) { return .success([literal]) }
+        if host.contains("%") { return .failure(.nameNotFound) }  // a scope on something not an address
+        var listed: [Endpoint] = []
         for text in HostsFile.addresses(for: host, in: hosts()) {
-            if let address = RemoteAddress.parse(text), !seen.contains(address) { seen.append(address) }
+            if let endpoint = literal(text), !listed.contains(endpoint) { listed.append(endpoint) }
         }
-        return seen
+        if !listed.isEmpty { return .success(listed) }
+        return dns(host).map { $0.map { Endpoint(ip: $0) } }
+    }
+
+    /// An IPv4 or IPv6 address; IPv6 may carry `%name` or `%index` for its interface.
+    static func literal(_ text: String) -> Endpoint? {
+        guard let percent = text.firstIndex(of: "%") else { return IPAddress(text).map { Endpoint(ip: $0) } }
+        guard let ip = IPAddress(text[..<percent]), ip.isIPv6, !ip.isV4Mapped else { return nil }
+        let name = String(text[text.index(after: percent)...])
+        if let index = UInt32(name), index > 0 { return Endpoint(ip: ip, scope: index) }
+        guard !name.isEmpty else { return nil }
+        let index = if_nametoindex(name)
+        return index == 0 ? nil : Endpoint(ip: ip, scope: index)
     }
 
     /// A decimal port (0–65535) or a TCP service name from the services file.
     static func port(_ text: String, services: () -> [UInt8]) -> UInt16? {
-        if !text.isEmpty, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+        guard !text.isEmpty else { return nil }
+        if text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
             return text.count <= 5 ? UInt16(text) : nil
         }
-        guard !text.isEmpty else { return nil }
         return ServicesFile.tcpPort(for: text, in: services())
     }
 }

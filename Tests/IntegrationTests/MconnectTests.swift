@@ -155,15 +155,42 @@ final class OneShotServer {
         #expect(refused.err == "mconnect: fatal: unable to connect to 127.0.0.1 port \(port): Connection refused\n")
         if let debian = peer(Self.debianMconnect) { #expect(run([debian, "127.0.0.1", port]).exitCode == 111) }
 
-        let unknown = run([Build.indimail, "mconnect", "no-such-host.invalid", "25"])
-        #expect(unknown.exitCode == 111)
-        #expect(unknown.err.hasPrefix("mconnect: fatal: no IP address for no-such-host.invalid"))
-
         for bad in ["no-such-service", "65536", "", "12ab"] {
             let r = run([Build.indimail, "mconnect", "127.0.0.1", bad])
             #expect(r.exitCode == 111, "\(bad)")
             #expect(r.err == "mconnect: fatal: unable to figure out port number for \(bad)\n")
         }
+    }
+
+    @Test func namesResolveThroughHostsFileOrDNS() throws {
+        let dns = try #require(Dnsmasq(addresses: ["127.0.0.1"], zones: ["mconnect.test"],
+                                       records: ["--host-record=mail.mconnect.test,127.0.0.1"]),
+                               "dnsmasq missing: run scripts/deps --test")
+        let env = ["DNSCACHEIP": dns.dnscacheip()]
+        let box = Sandbox()
+        let server = try #require(OneShotServer(box, name: "dns"))
+        let r = run([Build.indimail, "mconnect", "mail.mconnect.test", server.port],
+                    stdin: Array("QUIT\n".utf8), environment: env)
+        #expect(r.exitCode == 0)
+        #expect(r.out.hasPrefix("220 test.example ESMTP\r\n"))
+        #expect(server.received == Array("QUIT\r\n".utf8))
+
+        // localhost comes from /etc/hosts, not from the name server (which would refuse it).
+        let local = try #require(OneShotServer(box, name: "localhost"))
+        let viaHosts = run([Build.indimail, "mconnect", "localhost", local.port],
+                           stdin: Array("QUIT\n".utf8), environment: env)
+        #expect(viaHosts.exitCode == 0)
+        #expect(local.received == Array("QUIT\r\n".utf8))
+
+        let unknown = run([Build.indimail, "mconnect", "nothere.mconnect.test", "25"], environment: env)
+        #expect(unknown.exitCode == 111)
+        #expect(unknown.err == "mconnect: fatal: no IP address for nothere.mconnect.test\n")
+
+        // A name server that refuses (nothing listens on its port): a temporary failure.
+        let refusing = run([Build.indimail, "mconnect", "mail.mconnect.test", "25"],
+                           environment: ["DNSCACHEIP": "127.0.0.1:\(closedUDPPort())"], timeout: 90)
+        #expect(refusing.exitCode == 111)
+        #expect(refusing.err.hasPrefix("mconnect: fatal: temporarily unable to figure out IP address for mail.mconnect.test: "))
     }
 
     @Test func unixDomainSocketPath() throws {

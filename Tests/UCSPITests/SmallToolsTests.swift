@@ -1,5 +1,6 @@
 // The pure parts of the small ucspi-tcp tools: CR insertion across chunks, recordio's log
 // lines, and mconnect's address, hosts-file and port rules.
+import Core
 import Testing
 @testable import UCSPI
 
@@ -74,24 +75,41 @@ import Testing
         #expect(HostsFile.addresses(for: "x", in: [0xff, 0xfe, 10, 0]) == [])
     }
 
+    static func noDNS(_ name: String) -> Result<[IPAddress], DNSError> { .failure(.temporary("no DNS in this test")) }
+
+    func resolve(_ host: String, hosts: [UInt8] = [],
+                 dns: (String) -> Result<[IPAddress], DNSError> = noDNS) -> Result<[String], DNSError> {
+        MconnectTarget.resolve(host, hosts: { hosts }, dns: dns).map { $0.map(\.description) }
+    }
+
     @Test func addressRules() {
-        let local = MconnectTarget.addresses(for: "0", hosts: { [] }).map(\.description)
-        #expect(local == ["127.0.0.1", "::1"])
-        #expect(MconnectTarget.addresses(for: "", hosts: { [] }).count == 2)
-        #expect(MconnectTarget.addresses(for: "10.1.2.3", hosts: { [] }).map(\.description) == ["10.1.2.3"])
-        #expect(MconnectTarget.addresses(for: "2001:DB8::1", hosts: { [] }).map(\.description) == ["2001:db8::1"])
-        // Duplicates collapse; unparsable entries are skipped.
-        #expect(MconnectTarget.addresses(for: "mail", hosts: { Self.hosts }).map(\.description) == ["192.0.2.7"])
-        #expect(MconnectTarget.addresses(for: "broken.example", hosts: { Self.hosts }).isEmpty)
-        #expect(MconnectTarget.addresses(for: "1.2.3", hosts: { [] }).isEmpty)
+        #expect(resolve("0") == .success(["127.0.0.1", "::1"]))
+        #expect(resolve("") == .success(["127.0.0.1", "::1"]))
+        #expect(resolve("10.1.2.3") == .success(["10.1.2.3"]))
+        #expect(resolve("2001:DB8::1") == .success(["2001:db8::1"]))
+        // The hosts file first; duplicates collapse; unparsable entries are skipped.
+        #expect(resolve("mail", hosts: Self.hosts) == .success(["192.0.2.7"]))
+        #expect(resolve("localhost", hosts: Self.hosts) == .success(["127.0.0.1", "::1"]))
+        // Then the DNS, with its failures passed on.
+        let dns = { (name: String) -> Result<[IPAddress], DNSError> in
+            name == "mx.example.net" ? .success([IPAddress("2001:db8::25")!, IPAddress("192.0.2.25")!]) : .failure(.nameNotFound)
+        }
+        #expect(resolve("mx.example.net", hosts: Self.hosts, dns: dns) == .success(["2001:db8::25", "192.0.2.25"]))
+        #expect(resolve("broken.example", hosts: Self.hosts, dns: dns) == .failure(.nameNotFound))
+        #expect(resolve("elsewhere") == .failure(.temporary("no DNS in this test")))
+        #expect(resolve("name%eth0", dns: dns) == .failure(.nameNotFound))
     }
 
     @Test func literalsParse() {
-        #expect(RemoteAddress.parse("::ffff:1.2.3.4")?.description == "::ffff:1.2.3.4")
-        #expect(RemoteAddress.parse("fe80::1%1")?.description == "fe80::1%1")
-        #expect(RemoteAddress.parse("fe80::1%no-such-interface-name") == nil)
-        #expect(RemoteAddress.parse("256.1.1.1") == nil)
-        #expect(RemoteAddress.parse("") == nil)
+        #expect(MconnectTarget.literal("::ffff:1.2.3.4")?.description == "::ffff:1.2.3.4")
+        #expect(MconnectTarget.literal("fe80::1%1")?.description == "fe80::1%1")
+        #expect(MconnectTarget.literal("fe80::1%lo")?.scope == 1)
+        #expect(MconnectTarget.literal("fe80::1%no-such-interface-name") == nil)
+        #expect(MconnectTarget.literal("fe80::1%") == nil)
+        #expect(MconnectTarget.literal("1.2.3.4%1") == nil)
+        #expect(MconnectTarget.literal("256.1.1.1") == nil)
+        #expect(MconnectTarget.literal("1.2.3") == nil)
+        #expect(MconnectTarget.literal("") == nil)
     }
 
     @Test func portRules() {
