@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .executable(name: "indimail", targets: ["indimail"]),
         .executable(name: "indimail-tls", targets: ["indimail-tls"]),
+        .executable(name: "qmail-queue", targets: ["qmail-queue"]),
     ],
     targets: [
         // Linux syscalls Swift's Glibc module does not import (signalfd, prctl, flock…).
@@ -33,19 +34,25 @@ let package = Package(
         .target(name: "Core", dependencies: ["CSupport"]),
         .target(name: "Supervise", dependencies: ["Core"]),
         .target(name: "UCSPI", dependencies: ["Core"]),
+        // The OpenSSL side of Core's TLS seam; only indimail-tls links it.
+        .target(name: "TLS", dependencies: ["Core", "COpenSSL"]),
         .target(name: "Mail", dependencies: ["Core", "Supervise", "UCSPI"]),
         .target(name: "Commands", dependencies: ["Core", "Supervise", "UCSPI", "Mail"]),
 
         .executableTarget(name: "indimail", dependencies: ["Commands"],
                           linkerSettings: releaseFullyStatic),
         .executableTarget(name: "indimail-tls",
-                          dependencies: ["Commands", "COpenSSL", "CIDN2", "CGSASL", "CSystemd"],
+                          dependencies: ["Commands", "TLS", "COpenSSL", "CIDN2", "CGSASL", "CSystemd"],
                           linkerSettings: releaseStatic),
+
+        // Setuid qmailq: a separate minimal executable, fully static like the base binary.
+        .executableTarget(name: "qmail-queue", dependencies: ["Core", "Mail"],
+                          linkerSettings: releaseFullyStatic),
 
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "SuperviseTests", dependencies: ["Supervise"]),
         .testTarget(name: "UCSPITests", dependencies: ["UCSPI"]),
         .testTarget(name: "MailTests", dependencies: ["Mail"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Core", "Supervise", "Commands"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Core", "Supervise", "UCSPI", "Commands", "TLS"]),
     ]
 )

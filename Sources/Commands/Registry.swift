@@ -19,6 +19,8 @@ public enum CommandRegistry {
         MconnectIOCommand.self,
         MultilogCommand.self,
         PgrphackCommand.self,
+        QmailLocalCommand.self,
+        QueueFixCommand.self,
         RblsmtpdCommand.self,
         ReadproctitleCommand.self,
         RecordioCommand.self,
@@ -45,7 +47,9 @@ public enum CommandRegistry {
     /// Commands that need the C libraries (OpenSSL, dlopen of plugins): only indimail-tls
     /// carries them, on top of the base list.
     public static var network: [any Command.Type] {[
+        DotlsCommand.self,
         TCPServerCommand.self,
+        TcpclientCommand.self,
     ]}
 
     public static func lookup(_ name: String, in commands: [any Command.Type]) -> (any Command.Type)? {

@@ -7,6 +7,7 @@ import CSystemd
 import Commands
 import Core
 import Glibc
+import TLS
 
 func libraryVersions() -> String {
     let ssl = OpenSSL_version(Int32(OPENSSL_VERSION)).map { String(cString: $0) } ?? "unknown"
@@ -18,4 +19,4 @@ func libraryVersions() -> String {
 
 exit(MultiCall.main(binary: "indimail-tls", commands: CommandRegistry.base + CommandRegistry.network,
                     arguments: MultiCall.processArguments(), environment: Environment.current(),
-                    version: libraryVersions))
+                    tls: OpenSSLLibrary.self, version: libraryVersions))

@@ -25,6 +25,9 @@ import Testing
         let afterFirst = files(under: prefix)
         #expect(afterFirst.contains("bin/indimail"))
         #expect(afterFirst.contains("bin/indimail-tls"))
+        // The setuid program is its own executable (0755 here: no qmailq account).
+        #expect(afterFirst.contains("sbin/qmail-queue"))
+        #expect(Path.isRegularFile(Path.join(prefix, "sbin/qmail-queue")))
         #expect(afterFirst.contains("share/indimail/install-manifest"))
 
         // Every command of the registry has its link, and the link runs it.

@@ -139,6 +139,7 @@ func makeService(_ box: Sandbox, _ name: String, run: String? = nil) -> String {
         let sv = try #require(SupervisedService(box, "s1"))
         _ = try #require(sv.waitUntilUp())
         #expect(lines(box.at("s1.init")) == ["init 0"])
+        #expect(eventually { lines(box.at("s1.runs")).count == 1 })  // logged before it is killed
         sv.control("k")
         #expect(eventually { lines(box.at("s1.runs")).count == 2 })
         #expect(lines(box.at("s1.init")).count == 1)

@@ -9,7 +9,8 @@ public struct TLSError: Error, Equatable, Sendable, CustomStringConvertible {
 
 /// Where a context's files come from and how it negotiates (ucspi-tcp §9).
 public struct TLSSettings: Equatable, Sendable {
-    /// PEM file with the certificate chain and the private key.
+    /// PEM file with the certificate chain and the private key. Required for a server
+    /// context; optional for a client (no client certificate is offered without it).
     public var certificateFile: String?
     /// Directory of trusted certificates (hashed names, as OpenSSL's -CApath).
     public var certificateDirectory: String?
@@ -19,44 +20,93 @@ public struct TLSSettings: Equatable, Sendable {
     public var cipherList: String?
     /// TLS 1.3 cipher suites.
     public var cipherSuites: String?
-    /// "TLSv1_2", "TLSv1_3", … as the reference's -M; nil = library default (TLS 1.2+).
+    /// "TLSv1", "TLSv1_1", "TLSv1_2", "TLSv1_3" (or with a dot: "TLSv1.2"), as the
+    /// reference's -M; "SSLv23" means no bound. nil = the default: TLS 1.2 minimum, no
+    /// maximum. SSLv2 and SSLv3 are refused.
     public var minimumVersion: String?
     public var maximumVersion: String?
     public var allowClientRenegotiation = false
-    /// Client side: verify the server's certificate against caFile/certificateDirectory and
-    /// this host name.
+    /// Client side: verify the server's certificate chain (caFile, or else the system store
+    /// and certificateDirectory) and that it names this host (or IP address).
     public var verifyHost: String?
     /// Server side: ask for a client certificate (any is accepted, as the reference).
     public var requestClientCertificate = true
+    /// Server side: PEM file of Diffie-Hellman parameters; automatic parameters when nil
+    /// or unreadable.
+    public var dhParametersFile: String?
 
     public init() {}
 }
 
-/// One TLS session over a connected socket.
+/// How far a non-blocking TLS call got.
+public enum TLSProgress: Equatable, Sendable {
+    /// Bytes moved. For a read, 0 means the peer ended the session (close_notify or EOF).
+    case done(Int)
+    /// Nothing moved: call again once the input fd is readable.
+    case wantRead
+    /// Nothing moved: call again once the output fd is writable.
+    case wantWrite
+}
+
+/// One TLS session over a connected socket (or a pair of fds). The channel never closes
+/// its fds; they stay non-blocking after the handshake. Writes to a peer that has gone
+/// raise SIGPIPE unless the process ignores it, as every program of the suite does.
 public protocol TLSChannel: AnyObject {
+    /// The fd the session reads from.
     var fd: Int32 { get }
-    /// Decrypted bytes; 0 means the peer closed the session.
+    /// The fd it writes to: `fd` itself unless the transport is a pair of pipes.
+    var outputFD: Int32 { get }
+    /// Seconds the blocking `read` and `write` wait for the peer before failing.
+    var ioTimeout: Double { get set }
+    /// Decrypted bytes, waiting up to ioTimeout; 0 means the peer closed the session.
     func read(into buffer: UnsafeMutableRawBufferPointer) -> Result<Int, TLSError>
+    /// Writes every byte, waiting up to ioTimeout whenever the peer stalls.
     func write(_ bytes: UnsafeRawBufferPointer) -> Result<Int, TLSError>
-    /// Decrypted bytes already buffered inside the library (readable without poll).
+    /// One non-blocking read. The buffer must not be empty.
+    func tryRead(into buffer: UnsafeMutableRawBufferPointer) -> Result<TLSProgress, TLSError>
+    /// One non-blocking write; after .wantRead/.wantWrite call again with the same bytes.
+    func tryWrite(_ bytes: UnsafeRawBufferPointer) -> Result<TLSProgress, TLSError>
+    /// Bytes readable without waiting for the fd (decrypted data buffered in the library;
+    /// at least 1 when an undecrypted record is buffered).
     var pending: Int { get }
+    /// Sends close_notify once, without waiting for the peer's; the session can still be
+    /// read until the peer closes its side.
     func shutdown()
     var protocolVersion: String { get }
     var cipherName: String { get }
     var cipherBits: Int32 { get }
-    /// Channel-binding data (tls-unique or tls-exporter) for SCRAM-PLUS, when available.
+    /// Channel-binding data for SCRAM-PLUS: tls-exporter (RFC 9266) under TLS 1.3,
+    /// tls-unique (RFC 5929) under TLS 1.2; nil when unavailable.
     var channelBinding: [UInt8]? { get }
+    /// The peer certificate's subject in OpenSSL's one-line form, when one was sent.
+    var peerSubject: String? { get }
 }
 
 public protocol TLSContext: AnyObject {
-    /// Server handshake on `fd`, bounded by `timeout` seconds.
-    func accept(fd: Int32, timeout: Double) -> Result<any TLSChannel, TLSError>
-    /// Client handshake on `fd` (SNI = serverName), bounded by `timeout` seconds.
-    func connect(fd: Int32, serverName: String?, timeout: Double) -> Result<any TLSChannel, TLSError>
-    /// The protocol version this context prefers, for TLS_PROVIDER's "Server=" field.
+    /// Server handshake reading `input` and writing `output`, bounded by `timeout` seconds.
+    func accept(input: Int32, output: Int32, timeout: Double) -> Result<any TLSChannel, TLSError>
+    /// Client handshake (SNI = serverName unless it is an IP literal), bounded by `timeout`.
+    func connect(input: Int32, output: Int32, serverName: String?,
+                 timeout: Double) -> Result<any TLSChannel, TLSError>
+    /// The protocol version the library names before a handshake, for TLS_PROVIDER's
+    /// "Server=" field (the reference's SSL_get_version on a fresh session).
     var protocolName: String { get }
 }
 
+extension TLSContext {
+    /// Server handshake on a socket.
+    public func accept(fd: Int32, timeout: Double) -> Result<any TLSChannel, TLSError> {
+        accept(input: fd, output: fd, timeout: timeout)
+    }
+
+    /// Client handshake on a socket.
+    public func connect(fd: Int32, serverName: String?, timeout: Double) -> Result<any TLSChannel, TLSError> {
+        connect(input: fd, output: fd, serverName: serverName, timeout: timeout)
+    }
+}
+
+/// A TLS implementation. Building a context reads files and nothing else (no global state,
+/// no key generation), so a daemon can build a new one on SIGHUP and drop the old.
 public protocol TLSLibrary {
     static var versionText: String { get }
     static func serverContext(_ settings: TLSSettings) -> Result<any TLSContext, TLSError>

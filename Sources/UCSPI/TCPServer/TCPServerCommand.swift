@@ -117,34 +117,17 @@ private struct Server {
             return .failure(ServerError("this binary has no TLS library: run tcpserver from indimail-tls"))
         }
         guard let tls = options.tls else { return .failure(ServerError("TLS not requested")) }
-        let env = context.environment
-        let certDir = tls.certificateDirectory ?? env.nonEmpty("CERTDIR") ?? Path.join(SuitePaths(environment: env).sysconfDirectory, "certs")
-        func defaulted(_ explicit: String?, _ variable: String, _ file: String) -> String {
-            if let explicit { return explicit }
-            let name = env.nonEmpty(variable) ?? file
-            return name.hasPrefix("/") || name.hasPrefix(".") ? name : Path.join(certDir, name)
-        }
-        var settings = TLSSettings()
-        settings.certificateFile = defaulted(tls.certificateFile, "TLS_CERTFILE", "servercert.pem")
-        settings.certificateDirectory = certDir
-        let ca = defaulted(tls.caFile, "CLIENTCA", "clientca.pem")
-        settings.caFile = access(ca, R_OK) == 0 ? ca : nil
-        let crl = defaulted(tls.crlFile, "CLIENTCRL", "clientcrl.pem")
-        settings.crlFile = access(crl, R_OK) == 0 ? crl : nil
-        if let cipherFile = tls.cipherFile {
-            guard let text = try? FD.readFile(cipherFile).get() else { return .failure(ServerError("unable to read \(cipherFile)")) }
-            settings.cipherList = String(decoding: text.prefix { $0 != 32 && $0 != 9 && $0 != 10 && $0 != 13 }, as: UTF8.self)
-        } else {
-            settings.cipherList = env.nonEmpty("TLS_CIPHER_LIST")
-        }
-        settings.cipherSuites = env.nonEmpty("TLS_CIPHER_SUITE")
-        if let method = tls.method {
-            let parts = method.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            settings.minimumVersion = parts[0].isEmpty ? nil : parts[0]
-            settings.maximumVersion = parts.count > 1 ? (parts[1].isEmpty ? nil : parts[1]) : parts[0]
-        }
-        settings.allowClientRenegotiation = tls.allowRenegotiation
-        return library.serverContext(settings).mapError { ServerError($0.description) }
+        var files = TLSOptions()
+        files.certificate = tls.certificateFile
+        files.certificateDirectory = tls.certificateDirectory
+        files.caFile = tls.caFile
+        files.crlFile = tls.crlFile
+        files.cipherFile = tls.cipherFile
+        files.method = tls.method
+        files.allowClientRenegotiation = tls.allowRenegotiation
+        return files.settings(.server, environment: context.environment)
+            .flatMap { library.serverContext($0) }
+            .mapError { ServerError($0.description) }
     }
 
     mutating func openListener() -> Result<Int32, ServerError> {

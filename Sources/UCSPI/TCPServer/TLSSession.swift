@@ -14,11 +14,8 @@ enum TLSSession {
         case .failure(let e): return diag.fatal(ExitCode.temporary, "unable to accept SSL connection: \(e)")
         }
         var env = environment
-        var provider = "tcpserver, "
-        if options.tls?.providerDetails == true {
-            provider = "tcpserver, TLS Server=\(serverProtocol), Client=\(channel.protocolVersion), Ciphers=\(channel.cipherName), bits=\(channel.cipherBits)"
-        }
-        env["TLS_PROVIDER"] = provider
+        env["TLS_PROVIDER"] = TLSSetup.providerText(program: "tcpserver", details: options.tls?.providerDetails == true,
+                                                    serverVersion: serverProtocol, channel: channel, bits: true)
 
         guard case .success(let toProgram) = FD.pipe(), case .success(let fromProgram) = FD.pipe() else {
             return diag.fatal(ExitCode.temporary, "unable to create pipes")
@@ -37,14 +34,31 @@ enum TLSSession {
         }
         close(toProgram.read)
         close(fromProgram.write)
-        ConnectionHandler.log(setup, "encrypted session, sslpid=\(getpid()), childpid=\(child), TLS Server=\(serverProtocol), Client=\(channel.protocolVersion), Ciphers=\(channel.cipherName), bits=\(channel.cipherBits)")
-        let clean = TLSRelay.run(channel: channel, clearInput: fromProgram.read, clearOutput: toProgram.write,
-                                 idleTimeout: options.tlsIdleTimeout, diagnostics: diag)
+        ConnectionHandler.log(setup, "encrypted session, sslpid=\(getpid()), childpid=\(child), "
+                              + TLSSetup.sessionSummary(serverVersion: serverProtocol, channel: channel))
+        Signals.ignore(SIGPIPE)  // the program may go away while the relay still writes to it
+        let ending = TLSRelay.run(channel, clearIn: fromProgram.read, clearOut: toProgram.write,
+                                  idleTimeout: options.tlsIdleTimeout, diagnostics: diag)
         channel.shutdown()
         close(fromProgram.read)
-        close(toProgram.write)
+        lingeringClose(fd)
         var raw: Int32 = 0
         _ = waitpid(child, &raw, 0)
-        return clean ? ExitCode.success : ExitCode.temporary
+        return ending.status == 0 ? ExitCode.success : ExitCode.temporary
+    }
+
+    /// Closing a socket with unread input sends a reset, and a reset makes the client drop
+    /// data it has not read yet (our last reply, the close_notify). So: FIN first, then
+    /// discard what the client still sends until it closes too, for at most two seconds.
+    static func lingeringClose(_ fd: Int32) {
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        let deadline = MonotonicClock.now() + 2
+        while MonotonicClock.now() < deadline {
+            guard FD.waitUntil(fd, events: Int16(POLLIN), timeout: 200) else { continue }
+            let n = scratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+        }
+        close(fd)
     }
 }

@@ -16,6 +16,8 @@ enum Build {
 
     static var indimail: String { Path.join(directory, "indimail") }
     static var indimailTLS: String { Path.join(directory, "indimail-tls") }
+    /// The setuid qmail-queue, built as its own executable.
+    static var qmailQueue: String { Path.join(directory, "qmail-queue") }
 }
 
 /// A temporary directory, removed with everything in it when the value goes away.

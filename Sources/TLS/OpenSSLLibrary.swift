@@ -1,0 +1,35 @@
+// The OpenSSL implementation of Core's TLS seam: contexts built from TLSSettings (§9.2).
+import COpenSSL
+import Core
+import Glibc
+
+public enum OpenSSLLibrary: TLSLibrary {
+    public static var versionText: String {
+        OpenSSL_version(Int32(OPENSSL_VERSION)).map { String(cString: $0) } ?? "OpenSSL"
+    }
+
+    public static func serverContext(_ settings: TLSSettings) -> Result<any TLSContext, TLSError> {
+        OpenSSLContext.make(settings, server: true).map { $0 }
+    }
+
+    public static func clientContext(_ settings: TLSSettings) -> Result<any TLSContext, TLSError> {
+        OpenSSLContext.make(settings, server: false).map { $0 }
+    }
+
+    /// The protocol constant for a -M name; nil for "SSLv23" (no bound).
+    static func protocolVersion(_ name: String) -> Result<Int32?, TLSError> {
+        switch name.replacingDots() {
+        case "SSLv23", "": return .success(nil)
+        case "TLSv1", "TLSv1_0": return .success(TLS1_VERSION)
+        case "TLSv1_1": return .success(TLS1_1_VERSION)
+        case "TLSv1_2": return .success(TLS1_2_VERSION)
+        case "TLSv1_3": return .success(TLS1_3_VERSION)
+        case "SSLv2", "SSLv3": return .failure(TLSError("\(name) is not supported"))
+        default: return .failure(TLSError("unknown TLS method \(name): use TLSv1, TLSv1_1, TLSv1_2 or TLSv1_3"))
+        }
+    }
+}
+
+private extension String {
+    func replacingDots() -> String { String(map { $0 == "." ? "_" : $0 }) }
+}

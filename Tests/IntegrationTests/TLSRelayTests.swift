@@ -1,0 +1,178 @@
+// The relay between a TLS session and clear-text fds: both directions, half-closes,
+// a reader that went away, the idle timeout, bulk transfers, and the plain-socket variant.
+import Core
+import Glibc
+import Testing
+import TLS
+import UCSPI
+
+/// A relay running on its own thread, the server side of a TLS pair on one end and two
+/// pipes (the "program") on the other.
+final class RelayUnderTest: @unchecked Sendable {
+    let pair: TLSPair
+    /// Our ends of the program's pipes: what we write reaches the relay's clearIn; the
+    /// relay's clearOut arrives on `fromRelay`.
+    var toRelay: Int32
+    var fromRelay: Int32
+    let runner: ThreadRunner<TLSRelay.Ending>
+
+    init(_ pair: TLSPair, idle: Double = 10, stopAtNetworkEOF: Bool = false) throws {
+        self.pair = pair
+        let input = try FD.pipe().get()    // program output → relay clearIn
+        let output = try FD.pipe().get()   // relay clearOut → program input
+        toRelay = input.write
+        fromRelay = output.read
+        let channel = pair.server
+        runner = ThreadRunner {
+            let ending = TLSRelay.run(channel, clearIn: input.read, clearOut: output.write, idleTimeout: idle,
+                                      stopAtNetworkEOF: stopAtNetworkEOF)
+            close(input.read)
+            return ending
+        }
+    }
+
+    func closeToRelay() { if toRelay >= 0 { close(toRelay); toRelay = -1 } }
+    func closeFromRelay() { if fromRelay >= 0 { close(fromRelay); fromRelay = -1 } }
+
+    /// The relay's ending, waiting at most `seconds` for it to finish on its own.
+    func ending(within seconds: Double) -> TLSRelay.Ending? {
+        let deadline = monotonicSeconds() + seconds
+        while monotonicSeconds() < deadline {
+            if finished { return runner.join() }
+            usleep(5000)
+        }
+        return nil
+    }
+
+    private var finished: Bool {
+        // The relay closes clearOut when it ends: our read end then reports EOF/HUP.
+        var p = pollfd(fd: fromRelay, events: Int16(POLLIN), revents: 0)
+        return fromRelay < 0 || (poll(&p, 1, 0) == 1 && p.revents & Int16(POLLHUP) != 0)
+    }
+
+    deinit {
+        closeToRelay()
+        closeFromRelay()
+        // Unblocks a relay still waiting, so the thread can be joined.
+        shutdown(pair.fds.0, Int32(SHUT_RDWR))
+        shutdown(pair.fds.1, Int32(SHUT_RDWR))
+        _ = runner.join()
+        pair.close()
+    }
+}
+
+@Suite struct TLSRelayTests {
+    func pair(_ box: Sandbox) throws -> TLSPair {
+        let certs = try #require(TestCertificates(in: box))
+        let p = try handshake(server: serverSettings(certs), client: TLSSettings()).get()
+        p.client.ioTimeout = 10
+        return p
+    }
+
+    @Test func bothDirectionsThenCleanClose() throws {
+        let box = Sandbox()
+        let relay = try RelayUnderTest(pair(box))
+        FD.writeAll(relay.toRelay, Array("220 hello\r\n".utf8))
+        #expect(relay.pair.client.receive(11) == "220 hello\r\n")
+        #expect(relay.pair.client.send("QUIT\r\n"))
+        #expect(readSome(relay.fromRelay, atLeast: 6) == Array("QUIT\r\n".utf8))
+        // The program answers and exits: its output ends → close_notify to the client,
+        // whose read sees the end of the session after the last reply.
+        FD.writeAll(relay.toRelay, Array("221 bye\r\n".utf8))
+        relay.closeToRelay()
+        #expect(relay.pair.client.receive(100) == "221 bye\r\n")
+        // The client closes too: the program's input ends, and the relay is done.
+        relay.pair.client.shutdown()
+        #expect(readSome(relay.fromRelay, atLeast: 1).isEmpty)
+        #expect(relay.ending(within: 5) == .closed)
+    }
+
+    @Test func networkEndClosesTheProgramsInputButKeepsItsOutput() throws {
+        let box = Sandbox()
+        let relay = try RelayUnderTest(pair(box))
+        #expect(relay.pair.client.send("last words"))
+        relay.pair.client.shutdown()
+        #expect(readSome(relay.fromRelay, atLeast: 100) == Array("last words".utf8))  // then EOF
+        // Half-close: the program can still answer after its input ended.
+        FD.writeAll(relay.toRelay, Array("answer".utf8))
+        #expect(relay.pair.client.receive(6) == "answer")
+        relay.closeToRelay()
+        #expect(relay.ending(within: 5) == .closed)
+    }
+
+    @Test func stopAtNetworkEOFReturnsWithoutTheClearSide() throws {
+        let box = Sandbox()
+        let relay = try RelayUnderTest(pair(box), stopAtNetworkEOF: true)
+        #expect(relay.pair.client.send("bye"))
+        relay.pair.client.shutdown()
+        #expect(readSome(relay.fromRelay, atLeast: 100) == Array("bye".utf8))
+        #expect(relay.ending(within: 5) == .closed)  // toRelay still open
+    }
+
+    @Test func programGoneEndsTheRelayAtOnce() throws {
+        let box = Sandbox()
+        let relay = try RelayUnderTest(pair(box))
+        // A program that exits closes both pipes at once.
+        relay.closeToRelay()
+        relay.closeFromRelay()
+        #expect(relay.runner.join() == .closed)
+        #expect(relay.pair.client.receive(1) == "")  // close_notify arrived
+    }
+
+    @Test func idleTimeout() throws {
+        let box = Sandbox()
+        let relay = try RelayUnderTest(pair(box), idle: 0.5)
+        let start = monotonicSeconds()
+        #expect(relay.ending(within: 10) == .idle)
+        #expect(monotonicSeconds() - start < 5)
+    }
+
+    @Test func bulkBothWaysAtOnce() throws {
+        let box = Sandbox()
+        let relay = try RelayUnderTest(pair(box))
+        let size = 2_000_000
+        let up = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let down = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        // The "program" echoes nothing: it writes `down` and reads `up` at the same time.
+        let toRelay = relay.toRelay
+        let writer = ThreadRunner { FD.writeAll(toRelay, down) }
+        let client = relay.pair.client
+        let sender = ThreadRunner { up.withUnsafeBytes { client.write($0) } }
+        var got: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while got.count < size {
+            guard case .success(let n) = chunk.withUnsafeMutableBytes({ client.read(into: $0) }), n > 0 else { break }
+            got += chunk[0..<n]
+        }
+        let received = readSome(relay.fromRelay, atLeast: size, within: 30)
+        _ = writer.join()
+        #expect((try? sender.join()?.get()) == size)
+        #expect(got == down)
+        #expect(received == up)
+    }
+}
+
+@Suite struct PlainRelayTests {
+    @Test func plainSocketRelay() throws {
+        let (network, peer) = socketPair()
+        defer { close(peer) }
+        let input = try FD.pipe().get()
+        let output = try FD.pipe().get()
+        let channel = PlainChannel(socket: network)
+        let runner = ThreadRunner {
+            let e = TLSRelay.run(channel, clearIn: input.read, clearOut: output.write, idleTimeout: 10)
+            close(input.read)
+            close(network)
+            return e
+        }
+        FD.writeAll(peer, Array("from network".utf8))
+        #expect(readSome(output.read, atLeast: 12) == Array("from network".utf8))
+        FD.writeAll(input.write, Array("from program".utf8))
+        close(input.write)   // → FIN to the peer
+        #expect(readSome(peer, atLeast: 100) == Array("from program".utf8))
+        shutdown(peer, Int32(SHUT_WR))
+        #expect(readSome(output.read, atLeast: 1).isEmpty)
+        close(output.read)
+        #expect(runner.join() == .closed)
+    }
+}
