@@ -92,6 +92,18 @@ final class OneShotServer {
         #expect(mine.exitCode == theirs.exitCode)
     }
 
+    @Test func mconnectIOUnderOurTcpclient() throws {
+        // The reference's mconnect pipeline, all ours: tcpclient (indimail-tls) hands the
+        // connection to mconnect-io on fds 6 and 7.
+        let box = Sandbox()
+        let server = try #require(OneShotServer(box, name: "ours"), "python3 missing")
+        let r = run([Build.indimailTLS, "tcpclient", "-RHl0", "--", "127.0.0.1", server.port,
+                     Build.indimail, "mconnect-io"], stdin: Self.session)
+        #expect(r.exitCode == 0)
+        #expect(server.received == Self.expectedReceived)
+        #expect(r.out == "220 test.example ESMTP\r\n250 received \(Self.expectedReceived.count) bytes\r\n221 bye\r\n")
+    }
+
     @Test func mconnectMatchesUcspiTcp() throws {
         let debian = try #require(peer(Self.debianMconnect), "ucspi-tcp mconnect missing: run scripts/deps --test")
         let box = Sandbox()
