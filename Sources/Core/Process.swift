@@ -92,7 +92,14 @@ public enum Exec {
     public static func replace(arguments: [[UInt8]], environment: Environment,
                                searchPath: String? = nil) -> SystemError {
         guard let first = arguments.first else { return SystemError("unable to run", "", errno: EINVAL) }
-        let program = String(decoding: first, as: UTF8.self)
+        return replace(program: first, arguments: arguments, environment: environment, searchPath: searchPath)
+    }
+
+    /// As `replace(arguments:…)`, but runs `program` (searched along PATH) with `arguments`
+    /// as its argv unchanged, so argv[0] may name something else (argv0).
+    public static func replace(program name: [UInt8], arguments: [[UInt8]], environment: Environment,
+                               searchPath: String? = nil) -> SystemError {
+        let program = String(decoding: name, as: UTF8.self)
         let block = ExecBlock(arguments: arguments, environment: environment)
         var interesting: Int32 = ENOENT
         for candidate in candidates(for: program, path: searchPath ?? environment["PATH"]) {

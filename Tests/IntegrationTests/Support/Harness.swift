@@ -176,3 +176,9 @@ func monotonicSeconds() -> Double {
 /// A Debian peer program, e.g. daemontools' /usr/bin/envdir; the test fails loudly when
 /// it is missing (scripts/deps --test installs them).
 func peer(_ path: String) -> String? { access(path, X_OK) == 0 ? path : nil }
+
+/// `argv` prefixed so that it starts with only descriptors 0, 1 and 2 open, whatever the
+/// test runner itself has open: for tests about the descriptors a program hands down.
+func withOnlyStdio(_ argv: [String]) -> [String] {
+    ["/usr/bin/python3", "-c", "import os, sys; os.closerange(3, 65536); os.execv(sys.argv[1], sys.argv[1:])"] + argv
+}
