@@ -32,18 +32,8 @@ final class FakeDNSServer: @unchecked Sendable {
     init?(ipv6: Bool = false, tcp wantTCP: Bool = true, _ script: @escaping @Sendable (DNSMessage, Transport) -> Reply) {
         self.ipv6 = ipv6
         self.script = script
-        let family = ipv6 ? AF_INET6 : AF_INET
-        udp = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        tcp = wantTCP ? socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) : -1
-        guard udp >= 0 else { return nil }
-        var one: Int32 = 1
-        if tcp >= 0 { setsockopt(tcp, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
-        // Bind UDP to an ephemeral port, then TCP to the same one.
-        guard FakeDNSServer.bind(udp, ipv6: ipv6, port: 0) else { return nil }
-        port = FakeDNSServer.localPort(udp)
-        if tcp >= 0 {
-            guard FakeDNSServer.bind(tcp, ipv6: ipv6, port: port), listen(tcp, 8) == 0 else { return nil }
-        }
+        guard let sockets = FakeDNSServer.openPair(ipv6: ipv6, tcp: wantTCP) else { return nil }
+        (udp, tcp, port) = sockets
         let t = Thread { [unowned self] in self.serve() }
         thread = t
         t.start()
@@ -139,6 +129,26 @@ final class FakeDNSServer: @unchecked Sendable {
         case .several(let list): return list
         case .message(let reply): return (try? reply.encode().get()).map { [$0] }
         }
+    }
+
+    /// UDP on an ephemeral port, then TCP on the same number; another test may hold that
+    /// number for TCP already, so a few ports are tried.
+    static func openPair(ipv6: Bool, tcp wantTCP: Bool) -> (Int32, Int32, UInt16)? {
+        let family = ipv6 ? AF_INET6 : AF_INET
+        for _ in 0..<50 {
+            let udp = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard udp >= 0 else { return nil }
+            guard bind(udp, ipv6: ipv6, port: 0) else { close(udp); return nil }
+            let port = localPort(udp)
+            guard wantTCP else { return (udp, -1, port) }
+            let tcp = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            var one: Int32 = 1
+            if tcp >= 0 { setsockopt(tcp, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
+            if tcp >= 0, bind(tcp, ipv6: ipv6, port: port), listen(tcp, 8) == 0 { return (udp, tcp, port) }
+            if tcp >= 0 { close(tcp) }
+            close(udp)
+        }
+        return nil
     }
 
     static func bind(_ fd: Int32, ipv6: Bool, port: UInt16) -> Bool {

@@ -83,7 +83,9 @@ enum ConnectionHandler {
                 env["TCP6REMOTEHOST"] = remoteHost
                 if case .inet(_, _, let scope) = local, scope != 0, !remoteIP.unmappedIsV4 {
                     var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
-                    if if_indextoname(scope, &name) != nil { env["TCP6INTERFACE"] = String(cString: name) }
+                    if if_indextoname(scope, &name) != nil {
+                        env["TCP6INTERFACE"] = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                    }
                 }
             }
             env["TCP6REMOTEINFO"] = remoteInfo

@@ -19,23 +19,32 @@ final class Dnsmasq {
     init?(addresses: [String] = ["127.0.0.1", "::1"], port: UInt16? = nil, zones: [String], records: [String]) {
         guard access(Dnsmasq.path, X_OK) == 0 else { return nil }
         self.addresses = addresses
-        self.port = port ?? Dnsmasq.freePort()
         logFile = sandbox.at("dnsmasq.log")
-        var argv = [Dnsmasq.path, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-                    "--pid-file=", "--log-facility=-", "--log-queries", "--bind-interfaces",
-                    "--port=\(self.port)", "--listen-address=\(addresses.joined(separator: ","))",
-                    "--txt-record=ready.dnsmasq.test,yes", "--local=/dnsmasq.test/"]
-        argv += zones.map { "--local=/\($0)/" }
-        argv += records
-        guard let child = BackgroundChild(argv, output: logFile) else { return nil }
-        self.child = child
-        let probe = DNSResolver(servers: [server(addresses[0])], timeout: 0.3, udpTimeouts: [0.1, 0.1, 0.1])
-        let up = eventually(within: 5) {
-            guard child.isRunning else { return false }
-            if case .success = probe.query("ready.dnsmasq.test", .txt) { return true }
-            return false
+        // A free port can be taken by a parallel test before dnsmasq binds it, and start-up
+        // is slow on a loaded machine: try a few ports, each with a generous deadline.
+        for _ in 0..<(port == nil ? 4 : 1) {
+            let candidate = port ?? Dnsmasq.freePort()
+            var argv = [Dnsmasq.path, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                        "--pid-file=", "--log-facility=-", "--log-queries", "--bind-interfaces",
+                        "--port=\(candidate)", "--listen-address=\(addresses.joined(separator: ","))",
+                        "--txt-record=ready.dnsmasq.test,yes", "--local=/dnsmasq.test/"]
+            argv += zones.map { "--local=/\($0)/" }
+            argv += records
+            guard let child = BackgroundChild(argv, output: logFile) else { return nil }
+            let probe = DNSResolver(servers: [DNSServer(IPAddress(addresses[0])!, port: candidate)], timeout: 0.3,
+                                    udpTimeouts: [0.1, 0.1, 0.1])
+            let up = eventually(within: 15) {
+                guard child.isRunning else { return true }
+                if case .success = probe.query("ready.dnsmasq.test", .txt) { return true }
+                return false
+            }
+            if up && child.isRunning {
+                self.port = candidate
+                self.child = child
+                return
+            }
         }
-        if !up { return nil }
+        return nil
     }
 
     func server(_ address: String? = nil) -> DNSServer {
