@@ -18,6 +18,38 @@ enum ConnectionHandler {
         FD.writeAll(2, Array("tcpserver: \(line)\n".utf8))
     }
 
+    /// The PROTO/TCP*/TCP6* variables of §2.4; a nil name removes the variable.
+    static func setTCPVariables(_ env: inout Environment, options: TCPServerOptions, v4: Bool,
+                                local: SocketAddress, remote remoteAddress: SocketAddress,
+                                localHost: String?, remoteHost: String?, remoteInfo: String?) {
+        let localIPAddress = local.ip ?? .v4(0, 0, 0, 0)
+        let remoteIPAddress = remoteAddress.ip ?? .v4(0, 0, 0, 0)
+        func text(_ ip: IPAddress) -> String { v4 ? ip.unmapped.description : ip.compactV6 }
+        env["PROTO"] = v4 ? "TCP" : "TCP6"
+        env["TCPLOCALIP"] = text(localIPAddress)
+        env["TCPLOCALPORT"] = String(local.port)
+        env["TCPLOCALHOST"] = localHost
+        env["TCPREMOTEIP"] = text(remoteIPAddress)
+        env["TCPREMOTEPORT"] = String(remoteAddress.port)
+        env["TCPREMOTEHOST"] = remoteHost
+        env["TCPREMOTEINFO"] = remoteInfo
+        if !options.ipv4Only {
+            env["TCP6LOCALIP"] = localIPAddress.compactV6
+            env["TCP6LOCALPORT"] = String(local.port)
+            env["TCP6LOCALHOST"] = localHost
+            env["TCP6REMOTEIP"] = remoteIPAddress.compactV6
+            env["TCP6REMOTEPORT"] = String(remoteAddress.port)
+            env["TCP6REMOTEHOST"] = remoteHost
+            if case .inet(_, _, let scope) = local, scope != 0, !remoteIPAddress.unmappedIsV4 {
+                var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+                if if_indextoname(scope, &name) != nil {
+                    env["TCP6INTERFACE"] = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                }
+            }
+        }
+        env["TCP6REMOTEINFO"] = remoteInfo
+    }
+
     /// Serves one accepted connection; the return value is the child's exit code.
     static func serve(socket fd: Int32, remote: SocketAddress?, sameIPCount: Int, setup: ServerSetup) -> Int32 {
         let diag = Diagnostics(program: "tcpserver")
@@ -66,29 +98,8 @@ enum ConnectionHandler {
                                                        remotePort: remoteAddress.port, scope: 0, timeout: options.identTimeout)
             }
 
-            env["PROTO"] = v4 ? "TCP" : "TCP6"
-            env["TCPLOCALIP"] = text(localIP)
-            env["TCPLOCALPORT"] = String(local.port)
-            env["TCPLOCALHOST"] = localHost
-            env["TCPREMOTEIP"] = remoteText
-            env["TCPREMOTEPORT"] = String(remoteAddress.port)
-            env["TCPREMOTEHOST"] = remoteHost
-            env["TCPREMOTEINFO"] = remoteInfo
-            if !options.ipv4Only {
-                env["TCP6LOCALIP"] = localIP.compactV6
-                env["TCP6LOCALPORT"] = String(local.port)
-                env["TCP6LOCALHOST"] = localHost
-                env["TCP6REMOTEIP"] = remoteIP.compactV6
-                env["TCP6REMOTEPORT"] = String(remoteAddress.port)
-                env["TCP6REMOTEHOST"] = remoteHost
-                if case .inet(_, _, let scope) = local, scope != 0, !remoteIP.unmappedIsV4 {
-                    var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
-                    if if_indextoname(scope, &name) != nil {
-                        env["TCP6INTERFACE"] = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                    }
-                }
-            }
-            env["TCP6REMOTEINFO"] = remoteInfo
+            setTCPVariables(&env, options: options, v4: v4, local: local, remote: remoteAddress,
+                            localHost: localHost, remoteHost: remoteHost, remoteInfo: remoteInfo)
 
             var denied = false
             if let rulesFile = options.rulesFile {

@@ -271,6 +271,10 @@ private struct Server {
             close(fd)
             return
         }
+        if directSpawn {
+            spawnDirectly(fd, remote: remote, key: key, sameIP: sameIP)
+            return
+        }
         let pid = fork()
         if pid < 0 {
             diag.warning("dropping connection: unable to fork: \(SystemError.describe(errno))")
@@ -285,6 +289,47 @@ private struct Server {
         children[pid] = key
         close(fd)
         status("child", pid: pid)
+    }
+
+    /// When a connection child would only set variables and exec (no DNS, ident, rules, TLS,
+    /// in-process program or plugin), the parent starts the program itself with posix_spawn:
+    /// no copy of this process per connection. Same environment, logs and limits.
+    var directSpawn: Bool {
+        guard case .tcp = options.listen, options.tls == nil, !options.reverseLookup, !options.ident,
+              options.localHostName != nil, options.rulesFile == nil, setup.prepared == nil,
+              let first = options.program.first else { return false }
+        return !String(decoding: first, as: UTF8.self).hasSuffix(".so")
+    }
+
+    mutating func spawnDirectly(_ fd: Int32, remote: SocketAddress?, key: [UInt8], sameIP: Int) {
+        defer { close(fd) }
+        guard let remoteAddress = remote, let remoteIP = remoteAddress.ip, let local = Socket.localAddress(fd) else { return }
+        let v4 = options.ipv4Only || (!options.forceV6 && remoteIP.unmappedIsV4)
+        let remoteText = v4 ? remoteIP.unmapped.description : remoteIP.compactV6
+        let localText = v4 ? (local.ip ?? .v4(0, 0, 0, 0)).unmapped.description : (local.ip ?? .v4(0, 0, 0, 0)).compactV6
+        if !options.keepIPOptions && remoteIP.unmappedIsV4 { Socket.removeIPOptions(fd) }
+        if options.noDelay { Socket.setNoDelay(fd) }
+        if let banner = options.banner, case .failure = FD.writeAll(fd, banner) { return }
+        let maxPerIP = setup.childMaxPerIP
+        if maxPerIP > 0 && sameIP >= maxPerIP {
+            diag.warning("dropping connection, no ip slots for \(remoteText), perIPlimit \(sameIP)")
+            return
+        }
+        var env = context.environment
+        ConnectionHandler.setTCPVariables(&env, options: options, v4: v4, local: local, remote: remoteAddress,
+                                          localHost: options.localHostName, remoteHost: nil, remoteInfo: nil)
+        var spawn = SpawnOptions()
+        spawn.fileMoves = [(fd, 0), (fd, 1)]
+        switch Spawn.start(options.program, environment: env, options: spawn) {
+        case .failure(let e):
+            diag.warning("dropping connection: \(e)")
+        case .success(let pid):
+            children[pid] = key
+            log("pid \(pid) from \(remoteText)")
+            let localField = ServerLog.field(options.localHostName ?? "") + "[\(localText)]\(local.port)"
+            log("ok \(pid) \(localField) [\(remoteText)]:\(remoteAddress.port):maxperip=\(maxPerIP)")
+            status("child", pid: pid)
+        }
     }
 
     mutating func reap() {
