@@ -22,7 +22,7 @@ final class Dnsmasq {
         logFile = sandbox.at("dnsmasq.log")
         // A free port can be taken by a parallel test before dnsmasq binds it, and start-up
         // is slow on a loaded machine: try a few ports, each with a generous deadline.
-        for _ in 0..<(port == nil ? 4 : 1) {
+        for _ in 0..<(port == nil ? 6 : 2) {
             let candidate = port ?? Dnsmasq.freePort()
             var argv = [Dnsmasq.path, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
                         "--pid-file=", "--log-facility=-", "--log-queries", "--bind-interfaces",
@@ -30,7 +30,7 @@ final class Dnsmasq {
                         "--txt-record=ready.dnsmasq.test,yes", "--local=/dnsmasq.test/"]
             argv += zones.map { "--local=/\($0)/" }
             argv += records
-            guard let child = BackgroundChild(argv, output: logFile) else { return nil }
+            guard let child = BackgroundChild(argv, output: logFile) else { usleep(200_000); continue }
             let probe = DNSResolver(servers: [DNSServer(IPAddress(addresses[0])!, port: candidate)], timeout: 0.3,
                                     udpTimeouts: [0.1, 0.1, 0.1])
             let up = eventually(within: 15) {
@@ -43,7 +43,11 @@ final class Dnsmasq {
                 self.child = child
                 return
             }
+            usleep(200_000)
         }
+        // Say why in the test output: dnsmasq's own words are in its log.
+        let why = (try? FD.readFile(logFile).get()).map { String(decoding: $0.suffix(2000), as: UTF8.self) } ?? "no log"
+        FD.writeAll(2, Array("dnsmasq did not start: \(why)\n".utf8))
         return nil
     }
 
