@@ -81,6 +81,19 @@ public enum FD {
         }
     }
 
+    /// Blocks until `fd` is ready for `events` or the monotonic `deadline` (MonotonicClock
+    /// seconds) passes; EINTR restarts with the time left. False on timeout or poll failure.
+    public static func waitUntil(_ fd: Int32, events: Int16, deadline: Double) -> Bool {
+        var p = pollfd(fd: fd, events: events, revents: 0)
+        while true {
+            let left = deadline - MonotonicClock.now()
+            if left <= 0 { return false }
+            let r = poll(&p, 1, Int32(min(left * 1000, 3_600_000).rounded(.up)))
+            if r > 0 { return true }
+            if r < 0 && errno != EINTR { return false }
+        }
+    }
+
     /// Reads the whole file at `path` (`flags` are added to O_RDONLY).
     public static func readFile(_ path: String, flags: Int32 = 0) -> Result<[UInt8], SystemError> {
         switch open(path, O_RDONLY | flags) {

@@ -38,12 +38,12 @@ final class OpenSSLChannel: TLSChannel {
             let code = SSL_get_error(ssl, r)
             switch code {
             case SSL_ERROR_WANT_READ:
-                if !Readiness.wait(fd, events: Int16(POLLIN), until: deadline) {
+                if !FD.waitUntil(fd, events: Int16(POLLIN), deadline: deadline) {
                     broken = true
                     return .failure(TLSError("\(what): timed out"))
                 }
             case SSL_ERROR_WANT_WRITE:
-                if !Readiness.wait(outputFD, events: Int16(POLLOUT), until: deadline) {
+                if !FD.waitUntil(outputFD, events: Int16(POLLOUT), deadline: deadline) {
                     broken = true
                     return .failure(TLSError("\(what): timed out"))
                 }
@@ -114,38 +114,6 @@ final class OpenSSLChannel: TLSChannel {
         }
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) -> Result<Int, TLSError> {
-        let deadline = MonotonicClock.now() + ioTimeout
-        while true {
-            switch tryRead(into: buffer) {
-            case .failure(let e): return .failure(e)
-            case .success(.done(let n)): return .success(n)
-            case .success(.wantRead):
-                guard Readiness.wait(fd, events: Int16(POLLIN), until: deadline) else { return .failure(TLSError("timed out")) }
-            case .success(.wantWrite):
-                guard Readiness.wait(outputFD, events: Int16(POLLOUT), until: deadline) else { return .failure(TLSError("timed out")) }
-            }
-        }
-    }
-
-    func write(_ bytes: UnsafeRawBufferPointer) -> Result<Int, TLSError> {
-        var offset = 0
-        var deadline = MonotonicClock.now() + ioTimeout
-        while offset < bytes.count {
-            switch tryWrite(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
-            case .failure(let e): return .failure(e)
-            case .success(.done(let n)):
-                offset += n
-                deadline = MonotonicClock.now() + ioTimeout
-            case .success(.wantRead):
-                guard Readiness.wait(fd, events: Int16(POLLIN), until: deadline) else { return .failure(TLSError("timed out")) }
-            case .success(.wantWrite):
-                guard Readiness.wait(outputFD, events: Int16(POLLOUT), until: deadline) else { return .failure(TLSError("timed out")) }
-            }
-        }
-        return .success(offset)
-    }
-
     var pending: Int {
         let n = Int(SSL_pending(ssl))
         return n > 0 ? n : (SSL_has_pending(ssl) != 0 ? 1 : 0)
@@ -161,7 +129,7 @@ final class OpenSSLChannel: TLSChannel {
             let r = SSL_shutdown(ssl)
             if r >= 0 { break }
             if SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE,
-               Readiness.wait(outputFD, events: Int16(POLLOUT), until: deadline) { continue }
+               FD.waitUntil(outputFD, events: Int16(POLLOUT), deadline: deadline) { continue }
             break
         }
         ERR_clear_error()

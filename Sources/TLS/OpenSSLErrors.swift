@@ -23,19 +23,3 @@ enum OpenSSLErrors {
         TLSError("\(what): \(drain() ?? fallback)")
     }
 }
-
-enum Readiness {
-    /// Waits until `fd` is ready for `events` or the monotonic `deadline` passes; EINTR
-    /// restarts with the time left. False on timeout or poll failure.
-    static func wait(_ fd: Int32, events: Int16, until deadline: Double) -> Bool {
-        var p = pollfd(fd: fd, events: events, revents: 0)
-        while true {
-            let left = deadline - MonotonicClock.now()
-            if left <= 0 { return false }
-            let r = poll(&p, 1, Int32(min(left * 1000, Double(Int32.max / 2)).rounded(.up)))
-            if r > 0 { return true }
-            if r == 0 { continue }  // loop re-checks the clock
-            if errno != EINTR { return false }
-        }
-    }
-}

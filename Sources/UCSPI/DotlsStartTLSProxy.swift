@@ -348,7 +348,7 @@ struct StartTLSProxy {
                 fromProgram.removeAll()
                 return rest.isEmpty ? nil : rest
             }
-            guard waitReady(programOut, Int16(POLLIN), deadline) else { return nil }
+            guard FD.waitUntil(programOut, events: Int16(POLLIN), deadline: deadline) else { return nil }
             readProgram()
         }
     }
@@ -390,7 +390,7 @@ struct StartTLSProxy {
         var offset = 0
         var deadline = MonotonicClock.now() + timeout
         while offset < bytes.count {
-            guard waitReady(fd, Int16(POLLOUT), deadline) else { return false }
+            guard FD.waitUntil(fd, events: Int16(POLLOUT), deadline: deadline) else { return false }
             let count = min(bytes.count - offset, 4096)
             var n = bytes[offset..<(offset + count)].withUnsafeBytes { send(fd, $0.baseAddress, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
             if n < 0 && errno == ENOTSOCK {

@@ -86,7 +86,7 @@ enum NetworkLookups {
             return .failure(e)
         }
         if r != 0 {
-            guard waitReady(fd, Int16(POLLOUT), MonotonicClock.now() + timeout) else {
+            guard FD.waitUntil(fd, events: Int16(POLLOUT), deadline: MonotonicClock.now() + timeout) else {
                 close(fd)
                 return .failure(SystemError("unable to connect", errno: ETIMEDOUT))
             }
@@ -140,7 +140,7 @@ enum NetworkLookups {
         let query = Array("\(remotePort) , \(localPort)\r\n".utf8)
         var sent = 0
         while sent < query.count {
-            guard waitReady(fd, Int16(POLLOUT), deadline) else { return nil }
+            guard FD.waitUntil(fd, events: Int16(POLLOUT), deadline: deadline) else { return nil }
             let n = query[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n > 0 { sent += n } else if n < 0 && errno != EAGAIN && errno != EINTR { return nil }
         }
@@ -148,7 +148,7 @@ enum NetworkLookups {
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 512)
         while true {
-            guard waitReady(fd, Int16(POLLIN), deadline) else { return nil }
+            guard FD.waitUntil(fd, events: Int16(POLLIN), deadline: deadline) else { return nil }
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
             guard n > 0 else { return nil }

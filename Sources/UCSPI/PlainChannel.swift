@@ -45,34 +45,6 @@ public final class PlainChannel: TLSChannel {
         }
     }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer) -> Result<Int, TLSError> {
-        let deadline = MonotonicClock.now() + ioTimeout
-        while true {
-            switch tryRead(into: buffer) {
-            case .failure(let e): return .failure(e)
-            case .success(.done(let n)): return .success(n)
-            default:
-                guard waitReady(fd, Int16(POLLIN), deadline) else { return .failure(TLSError("timed out")) }
-            }
-        }
-    }
-
-    public func write(_ bytes: UnsafeRawBufferPointer) -> Result<Int, TLSError> {
-        var offset = 0
-        var deadline = MonotonicClock.now() + ioTimeout
-        while offset < bytes.count {
-            switch tryWrite(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
-            case .failure(let e): return .failure(e)
-            case .success(.done(let n)):
-                offset += n
-                deadline = MonotonicClock.now() + ioTimeout
-            default:
-                guard waitReady(outputFD, Int16(POLLOUT), deadline) else { return .failure(TLSError("timed out")) }
-            }
-        }
-        return .success(offset)
-    }
-
     public var pending: Int { 0 }
 
     /// Half-closes a socket (FIN). The fd is the caller's: a pipe is left as it is.
@@ -87,16 +59,4 @@ public final class PlainChannel: TLSChannel {
     public var cipherBits: Int32 { 0 }
     public var channelBinding: [UInt8]? { nil }
     public var peerSubject: String? { nil }
-}
-
-/// poll for one fd until a monotonic deadline, EINTR restarting with the time left.
-func waitReady(_ fd: Int32, _ events: Int16, _ deadline: Double) -> Bool {
-    var p = pollfd(fd: fd, events: events, revents: 0)
-    while true {
-        let left = deadline - MonotonicClock.now()
-        if left <= 0 { return false }
-        let r = poll(&p, 1, Int32(min(left * 1000, 3_600_000).rounded(.up)))
-        if r > 0 { return true }
-        if r < 0 && errno != EINTR { return false }
-    }
 }

@@ -116,7 +116,7 @@ struct SocketLines: PlainLines {
             } else if n == 0 {
                 return .failure("connection closed")
             } else if errno == EAGAIN {
-                guard waitReady(fd, Int16(POLLIN), deadline) else { return .failure("timed out") }
+                guard FD.waitUntil(fd, events: Int16(POLLIN), deadline: deadline) else { return .failure("timed out") }
             } else if errno != EINTR {
                 return .failure("\(SystemError.describe(errno))")
             }
@@ -131,7 +131,7 @@ struct SocketLines: PlainLines {
             let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n > 0 { offset += n; continue }
             if n < 0 && errno == EAGAIN {
-                guard waitReady(fd, Int16(POLLOUT), deadline) else { return .failure("timed out") }
+                guard FD.waitUntil(fd, events: Int16(POLLOUT), deadline: deadline) else { return .failure("timed out") }
             } else if n < 0 && errno != EINTR {
                 return .failure("unable to write to network: \(SystemError.describe(errno))")
             }

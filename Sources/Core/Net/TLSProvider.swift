@@ -2,6 +2,8 @@
 // the OpenSSL implementation lives in the TLS module, linked into indimail-tls alone, and
 // reaches commands through CommandContext.tls.
 
+import Glibc
+
 public struct TLSError: Error, Equatable, Sendable, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
@@ -80,6 +82,41 @@ public protocol TLSChannel: AnyObject {
     var channelBinding: [UInt8]? { get }
     /// The peer certificate's subject in OpenSSL's one-line form, when one was sent.
     var peerSubject: String? { get }
+}
+
+/// The blocking forms, built once on the non-blocking ones for every channel.
+extension TLSChannel {
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> Result<Int, TLSError> {
+        let deadline = MonotonicClock.now() + ioTimeout
+        while true {
+            switch tryRead(into: buffer) {
+            case .failure(let e): return .failure(e)
+            case .success(.done(let n)): return .success(n)
+            case .success(.wantRead):
+                guard FD.waitUntil(fd, events: Int16(POLLIN), deadline: deadline) else { return .failure(TLSError("timed out")) }
+            case .success(.wantWrite):
+                guard FD.waitUntil(outputFD, events: Int16(POLLOUT), deadline: deadline) else { return .failure(TLSError("timed out")) }
+            }
+        }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Result<Int, TLSError> {
+        var offset = 0
+        var deadline = MonotonicClock.now() + ioTimeout
+        while offset < bytes.count {
+            switch tryWrite(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
+            case .failure(let e): return .failure(e)
+            case .success(.done(let n)):
+                offset += n
+                deadline = MonotonicClock.now() + ioTimeout
+            case .success(.wantRead):
+                guard FD.waitUntil(fd, events: Int16(POLLIN), deadline: deadline) else { return .failure(TLSError("timed out")) }
+            case .success(.wantWrite):
+                guard FD.waitUntil(outputFD, events: Int16(POLLOUT), deadline: deadline) else { return .failure(TLSError("timed out")) }
+            }
+        }
+        return .success(offset)
+    }
 }
 
 public protocol TLSContext: AnyObject {
