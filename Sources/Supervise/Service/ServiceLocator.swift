@@ -30,18 +30,6 @@ public struct ServiceLocator: Sendable {
         return Path.join(r, name)
     }
 
-    /// For a client (svc, svstat, svok) given `dir` on its command line: the directory that
-    /// holds `supervise/`, trying `dir/supervise/<probe>` first, then the run-state mapping.
-    public func stateDirectory(forClientArgument dir: String, probe: String = "control") -> String? {
-        let local = Path.join(dir, "supervise/" + probe)
-        if Path.status(local, followLinks: false) != nil { return dir }
-        guard let absolute = ServiceLocator.absolute(dir) else { return nil }
-        let name = Path.basename(absolute)
-        let parent = Path.basename(Path.dirname(absolute))
-        guard let candidate = runStateDirectory(service: name, parent: parent) else { return nil }
-        return Path.status(Path.join(candidate, "supervise/" + probe), followLinks: false) != nil ? candidate : nil
-    }
-
     /// `dir` made absolute against the current directory, "." and trailing "/" resolved.
     static func absolute(_ dir: String) -> String? {
         var path = dir

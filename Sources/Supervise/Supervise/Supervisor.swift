@@ -241,11 +241,7 @@ final class Supervisor {
         let dir = dependency.serviceDirectory(relativeTo: config.servicePath)
         guard Path.isDirectory(dir) else { return .absent }
         let locator = ServiceLocator(environment: config.environment)
-        guard let state = locator.stateDirectory(forClientArgument: dir, probe: config.upFIFOName) else {
-            return .notUp
-        }
-        let fifo = Path.join(state, "supervise/" + config.upFIFOName)
-        guard case .success(let fd) = FD.openWrite(fifo) else { return .notUp }
+        guard case .success(let (fd, state)) = locator.openForWriting(config.upFIFOName, of: dir) else { return .notUp }
         FD.close(fd)
         guard case .success(let status) = ServiceStatus.read(Path.join(state, "supervise/status")) else {
             return .notUp

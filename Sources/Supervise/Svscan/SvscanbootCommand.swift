@@ -135,9 +135,8 @@ public struct SvscanbootCommand: Command {
         let locator = ServiceLocator(environment: environment)
         var told: [String] = []
         for dir in SvscanbootPlan.leftovers(scanDirectory: scanDirectory, names: names) {
-            guard let state = locator.stateDirectory(forClientArgument: dir) else { continue }
+            guard case .success(let (fd, state)) = locator.openForWriting(SuperviseFiles.control, of: dir) else { continue }
             let supervise = Path.join(state, SuperviseFiles.directory)
-            guard case .success(let fd) = FIFO.openWrite(Path.join(supervise, SuperviseFiles.control)) else { continue }
             FD.writeAll(fd, [ControlCommand.down.rawValue, ControlCommand.exit.rawValue])
             FD.close(fd)
             told.append(Path.join(supervise, SuperviseFiles.ok))
