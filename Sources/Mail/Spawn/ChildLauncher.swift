@@ -19,6 +19,8 @@ struct ChildSpec {
     var credentials: Credentials? = nil
     /// Refuse to run with uid 0 after the identity change (qmail-lspawn).
     var refuseRoot = false
+    /// Exit codes a forked child uses when exec fails (temporary, permanent).
+    var execFailure: (soft: Int32, hard: Int32) = (ChildFailure.execSoft, ChildFailure.execHard)
 }
 
 /// Exit codes a forked child uses to tell what went wrong before exec (qlx.h).
@@ -93,7 +95,7 @@ enum ChildLauncher {
                         || setuid(credentials.uid) != 0 { _exit(ChildFailure.uidGid) }
                     if spec.refuseRoot && getuid() == 0 { _exit(ChildFailure.root) }
                     execve(cPath, block.argv, block.envp)
-                    _exit(TemporaryErrno.contains(errno) ? ChildFailure.execSoft : ChildFailure.execHard)
+                    _exit(TemporaryErrno.contains(errno) ? spec.execFailure.soft : spec.execFailure.hard)
                 }
             }
         }

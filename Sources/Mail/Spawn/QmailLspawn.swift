@@ -133,6 +133,7 @@ struct LocalSpawnDriver: SpawnDriver {
         var spec = ChildSpec(path: getpwProgram, arguments: [getpwProgram, local], environment: job.environment(environment),
                              stdin: devNull, stdout: pipe.write)
         spec.stderrToStdout = false
+        spec.execFailure = (121, 121)
         if root {
             guard let credentials = getpwCredentials else { FD.close(pipe.read); FD.close(pipe.write); return fail(127, user: local) }
             spec.credentials = credentials
@@ -179,7 +180,7 @@ struct LocalSpawnDriver: SpawnDriver {
         }
         switch ChildLauncher.start(spec) {
         case .success(let pid): return .child(pid)
-        case .failure(let e): return fail(e.errno == EAGAIN || e.errno == ENOMEM ? 120 : (TemporaryErrno.contains(e.errno) ? 120 : 126))
+        case .failure(let e): return fail(TemporaryErrno.contains(e.errno) ? 120 : 126)
         }
     }
 }
