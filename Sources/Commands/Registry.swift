@@ -25,6 +25,7 @@ public enum CommandRegistry {
         QmailNewuCommand.self,
         QmailPw2uCommand.self,
         QmailRspawnCommand.self,
+        QschedulerCommand.self,
         QueueFixCommand.self,
         RblsmtpdCommand.self,
         ReadproctitleCommand.self,
