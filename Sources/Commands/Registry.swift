@@ -22,6 +22,7 @@ public enum CommandRegistry {
         QmailGetpwCommand.self,
         QmailLocalCommand.self,
         QmailLspawnCommand.self,
+        QmailMultiCommand.self,
         QmailNewuCommand.self,
         QmailPw2uCommand.self,
         QmailRspawnCommand.self,
