@@ -258,6 +258,29 @@ extension SpawnFixture {
         if geteuid() == 0 { #expect(QueueTest.owner(file)?.0 == QueueTest.nobody) }
     }
 
+    /// Not root: no identity change, qmail-local runs as the spawner's own user (posix_spawn).
+    @Test(.enabled(if: geteuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0))
+    func unprivilegedSpawnerDeliversAsItself() throws {
+        let f = SpawnFixture()
+        _ = f.withLocalStub()
+        let id = f.message(909)
+        chown(f.box.at("queue/mess/\(id)"), QueueTest.nobody, QueueTest.nogroup)
+        var env = f.environment
+        env["QMAILQ_USER"] = "nobody"
+        let argv = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                    Path.join(f.bin, "qmail-lspawn"), "./Maildir/"]
+        let p = try #require(SpawnerProcess(argv, environment: env))
+        #expect(p.handshake() == 500)
+        p.send(SpawnerProcess.command(slot: 2, id: id, recipient: "ok@example.org"))
+        #expect(p.next() == SpawnReport(slot: 2, text: "Kdid 1+0+0\n"))
+        // users/cdb names root here, but without privileges nothing changes identity.
+        p.send(SpawnerProcess.command(slot: 3, id: id, recipient: "rootuser@example.org"))
+        #expect(p.next() == SpawnReport(slot: 3, text: "Kdefault\n"))
+        #expect(f.read("dump/ok.uid") == "65534\n")
+        #expect(f.read("dump/rootuser.uid") == "65534\n")
+        #expect(p.finish() == .exited(0))
+    }
+
     @Test func usageAndStartupFailures() throws {
         let f = SpawnFixture()
         let noArg = run([Path.join(f.bin, "qmail-lspawn")], environment: f.environment, inheritEnvironment: false)
