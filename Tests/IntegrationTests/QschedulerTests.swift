@@ -86,6 +86,12 @@ while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
         #expect(dynamic.exitCode == 111)
         #expect(dynamic.err.contains("dynamic mode not supported"))
 
+        for (start, count) in [("9223372036854775807", "2"), ("1", "0"), ("1", "100000000")] {
+            let bad = run([Build.indimail, "qscheduler"], environment: env.merging(["QUEUE_START": start, "QUEUE_COUNT": count]) { $1 })
+            #expect(bad.exitCode == 111)
+            #expect(bad.err.contains("QUEUE_COUNT"))
+        }
+
         // qmail-send already holds the queue's lock/sendmutex.
         let fd = open(s.box.at("queue/queue1/lock/sendmutex"), O_WRONLY)
         #expect(flock(fd, LOCK_EX) == 0)

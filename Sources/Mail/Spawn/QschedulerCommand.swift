@@ -10,6 +10,8 @@ public struct QschedulerCommand: Command {
 
     /// Restart attempts while the dead instance's lock/sendmutex is still held.
     static let lockAttempts = 20
+    /// More queues than this is a configuration mistake, not a plan.
+    static let maximumQueues = 1000
 
     public static func run(_ context: CommandContext) -> Int32 {
         let diag = context.diagnostics
@@ -49,11 +51,15 @@ public struct QschedulerCommand: Command {
         let operands = Array(context.arguments[parsed.operandIndex...])
         let start = env["QUEUE_START"].map(QueueLayout.leadingNumber) ?? QueueSelection.defaultStart
         let count = env["QUEUE_COUNT"].map(QueueLayout.leadingNumber) ?? QueueSelection.defaultCount
+        guard (0...1_000_000).contains(start), (1...maximumQueues).contains(count) else {
+            FD.writeAll(2, Array("alert: qscheduler: cannot start: QUEUE_START must be 0 to 1000000 and QUEUE_COUNT 1 to \(maximumQueues)\n".utf8))
+            return 111
+        }
         let split = QueueLayout.clampSplit(env["CONFSPLIT"].map(QueueLayout.leadingNumber) ?? QueueLayout.compiledSplit)
         var scheduler = StaticScheduler(
             program: env.bytes("QMAILSTART") ?? Array("qmail-start".utf8),
             arguments: [Array("-s".utf8), operands.first ?? Array("./Mailbox".utf8)] + operands.dropFirst(),
-            environment: env, base: base ?? "queue", queues: Array(start..<(start + max(count, 0))))
+            environment: env, base: base ?? "queue", queues: Array(start..<(start + count)))
         let code = scheduler.run(announce: "static queues qStart/qCount \(start)/\(count) conf split=\(split)")
         FD.close(lockFD)
         return code
