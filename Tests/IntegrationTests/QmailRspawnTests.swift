@@ -119,4 +119,32 @@ exit 0
         #expect(got.allSatisfy { $0.text.hasPrefix("KFrom: <alice@sender.net> RCPT: <accepted@r") })
         #expect(p.finish() == .exited(0))
     }
+
+    /// Random bytes as commands: one well-formed report per complete command, no crash.
+    @Test func garbageCommandsGetReportsAndNoCrash() throws {
+        let f = fixture()
+        f.message(15)
+        let p = try #require(f.start("qmail-rspawn"))
+        #expect(p.handshake() == 500)
+        var generator = SystemRandomNumberGenerator()
+        var stream: [UInt8] = []
+        for _ in 0..<3000 {
+            // Mostly short fields, so that many commands complete.
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            stream.append(byte % 4 == 0 ? 0 : byte)
+        }
+        var commands = 0, stage = 0
+        for b in stream {
+            if stage < 2 { stage += 1; continue }
+            if b == 0 { stage += 1 }
+            if stage == 7 { commands += 1; stage = 0 }
+        }
+        p.send(stream)
+        p.closeInput()
+        let got = p.reports(commands, within: 30)
+        #expect(got.count == commands)
+        #expect(got.allSatisfy { ["Z", "D"].contains($0.text.first.map(String.init) ?? "") })
+        #expect(p.next(within: 2) == nil)
+        #expect(p.finish() == .exited(0))
+    }
 }
