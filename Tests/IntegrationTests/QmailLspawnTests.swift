@@ -153,6 +153,22 @@ extension SpawnFixture {
         #expect(p.finish() == .exited(0))
     }
 
+    /// qmail-send gone: deliveries already running still finish; the spawner then exits.
+    @Test func deliveriesFinishWhenNobodyReadsReports() throws {
+        let f = SpawnFixture()
+        _ = f.withLocalStub()
+        let id = f.message(414)
+        let p = try #require(f.start("qmail-lspawn", ["./Maildir/"]))
+        #expect(p.handshake() == 500)
+        p.send(SpawnerProcess.command(slot: 0, id: id, recipient: "wait@example.org"))
+        #expect(eventually { f.read("dump/wait.msg") != nil })
+        p.closeOutput()
+        p.closeInput()
+        f.box.write("dump/go", "")
+        #expect(p.finish() == .exited(0))
+        #expect(f.read("dump/wait.msg") == "Subject: test\n\nhello\n")
+    }
+
     @Test func unknownUsersGoThroughQmailGetpw() throws {
         let f = SpawnFixture()
         _ = f.withLocalStub()

@@ -300,9 +300,9 @@ private struct Loop {
             outbuf.removeFirst(n)
         } else if n < 0 && errno != EINTR && errno != EAGAIN {
             // qmail-send is gone: keep delivering, stop reporting (the reference's okwrite).
+            // fd 1 stays open so no new descriptor can take its number.
             writing = false
             outbuf = []
-            FD.close(1)
         }
     }
 }

@@ -13,7 +13,7 @@ struct SpawnReport: Equatable, CustomStringConvertible {
 final class SpawnerProcess {
     let pid: pid_t
     private var input: Int32
-    private let output: Int32
+    private var output: Int32
     private let errors: Int32
     private var buffer: [UInt8] = []
     private var status: WaitStatus?
@@ -40,8 +40,12 @@ final class SpawnerProcess {
     deinit {
         if status == nil { kill(pid, SIGKILL); _ = waitWithDeadline(pid, seconds: 5) }
         if input >= 0 { close(input) }
-        close(output); close(errors)
+        if output >= 0 { close(output) }
+        close(errors)
     }
+
+    /// Stops reading reports, as a qmail-send that went away.
+    func closeOutput() { if output >= 0 { close(output); output = -1 } }
 
     /// One delivery command.
     static func command(slot: Int, id: String, sender: String = "alice@sender.net", qqeh: String = "",
