@@ -92,8 +92,9 @@ while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
             #expect(bad.err.contains("QUEUE_COUNT"))
         }
 
-        // qmail-send already holds the queue's lock/sendmutex.
-        let fd = open(s.box.at("queue/queue1/lock/sendmutex"), O_WRONLY)
+        // qmail-send already holds the queue's lock/sendmutex. Close-on-exec: a copy
+        // inherited by a process another test starts meanwhile would keep the lock.
+        let fd = open(s.box.at("queue/queue1/lock/sendmutex"), O_WRONLY | O_CLOEXEC)
         #expect(flock(fd, LOCK_EX) == 0)
         let busy = run([Build.indimail, "qscheduler", "-s"], environment: env)
         close(fd)
