@@ -191,6 +191,22 @@ struct InjectQueueTests {
         #expect(f.queued().map(\.envelope).contains("Ftester@mx.example.org\0Tc@mx.example.org\0"))
     }
 
+    @Test("sendmail -bs runs PREFIX/sbin/qmail-smtpd with the local-connection environment")
+    func sendmailSMTP() {
+        let f = InjectFixture()
+        _ = f.sandbox.directory("prefix/sbin")
+        _ = f.sandbox.write("prefix/sbin/qmail-smtpd", "#!/bin/sh\necho \"$0 $PROTO $TCPREMOTEIP $TCPREMOTEINFO [$RELAYCLIENT] $DATABYTES $(pwd)\"\n", mode: 0o755)
+        let r = f.run(["sendmail", "-bs"], "", ["PREFIX": f.sandbox.at("prefix")])
+        #expect(r.exitCode == 0, "\(r.err)")
+        #expect(r.out == "\(f.sandbox.at("prefix"))/sbin/qmail-smtpd TCP 127.0.0.1 sendmail-bs [] 0 /\n")
+        let kept = f.run(["sendmail", "-bs"], "", ["PREFIX": f.sandbox.at("prefix"), "PROTO": "SSL", "TCPREMOTEIP": "192.0.2.9"])
+        #expect(kept.out.hasPrefix("\(f.sandbox.at("prefix"))/sbin/qmail-smtpd SSL 192.0.2.9 "))
+        let aliases = f.run(["sendmail", "-bi"], "")
+        #expect(aliases.exitCode == 100 && aliases.err == "sendmail: fatal: please use fastforward/newaliases instead\n")
+        let usage = f.run(["sendmail", "-Q"], "")
+        #expect(usage.exitCode == 100 && usage.err.hasPrefix("sendmail: usage: "))
+    }
+
     @Test("qmail-nullqueue reads message and envelope and keeps nothing; as QMAILQUEUE too")
     func nullqueue() {
         let f = InjectFixture()

@@ -162,6 +162,17 @@ struct InjectRewriteTests {
         #expect(g.envelope.sender == b("bounce@host.example.org"))
     }
 
+    @Test func mailFollowupTo() throws {
+        var sess = try session { $0.followupLists = [b("list@x.y")] }
+        try sess.field(b("To: a@x.y, list@x.y\n"))
+        try sess.field(b("Cc: c@x.y\n"))
+        let header = s(sess.finishHeader())
+        #expect(header.contains("Mail-Followup-To: c@x.y,\n  a@x.y,\n  list@x.y\nTo: a@x.y, list@x.y\n"))
+        var other = try session { $0.followupLists = [b("list@x.y")] }
+        try other.field(b("To: a@x.y\n"))
+        #expect(!s(other.finishHeader()).contains("Mail-Followup-To"))
+    }
+
     @Test func errors() throws {
         var sess = try session()
         #expect(throws: InjectError.unparsableLine(b("To: (a\n"))) { try sess.field(b("To: (a\n")) }
@@ -267,6 +278,72 @@ struct InjectFuzzTests {
             }
         }
         #expect(parsed > 100 && refused > 100)
+    }
+
+    /// The folding as the reference does it, in place: every comma writes a break, and the
+    /// previous break is cut out again when the joined line fits. The oracle for `unparse`.
+    static func referenceFold(_ tokens: [Token822], lineLength: Int) -> [UInt8] {
+        var buf: [UInt8] = []
+        var lineb = 0
+        var linee: Int? = nil
+        func nsuw() {
+            if let e = linee, lineLength == 0 || buf.count - lineb <= lineLength {
+                buf.removeSubrange(e ..< e + 2)
+                buf += [10, 32]
+                linee = buf.count - 2
+            } else {
+                if let e = linee { lineb = e + 1 }
+                linee = buf.count
+                buf += [10, 32]
+            }
+        }
+        var last: Token822Kind? = nil
+        let words: [Token822Kind] = [.atom, .literal, .quoted, .comment]
+        for t in tokens {
+            if let l = last, l == .colon || l == .comma || t.kind == .left || (words.contains(l) && words.contains(t.kind)) {
+                buf.append(32)
+            }
+            last = t.kind
+            switch t.kind {
+            case .comma: buf.append(44); nsuw()
+            case .at: buf.append(64)
+            case .dot: buf.append(46)
+            case .left: buf.append(60)
+            case .right: buf.append(62)
+            case .semicolon: buf.append(59)
+            case .colon: buf.append(58)
+            default:
+                let marks: [Token822Kind: (UInt8, UInt8)] = [.quoted: (34, 34), .literal: (91, 93), .comment: (40, 41)]
+                if let m = marks[t.kind] { buf.append(m.0) }
+                for c in t.text {
+                    if [34, 91, 93, 40, 41, 92, 13, 10].contains(c) { buf.append(92) }
+                    buf.append(c)
+                }
+                if let m = marks[t.kind] { buf.append(m.1) }
+            }
+        }
+        nsuw()
+        buf.removeLast()
+        return buf
+    }
+
+    @Test func foldingMatchesTheReferenceAlgorithm() {
+        var rng = InjectRandom(state: 2024)
+        let kinds: [Token822Kind] = [.atom, .quoted, .literal, .comment, .comma, .comma, .comma, .at, .dot, .left, .right, .semicolon, .colon]
+        var mismatches: [[Token822]] = []
+        for _ in 0..<3000 {
+            let tokens = (0..<Int.random(in: 0...40, using: &rng)).map { _ in
+                let kind = kinds[Int.random(in: 0..<kinds.count, using: &rng)]
+                let text = [.atom, .quoted, .literal, .comment].contains(kind)
+                    ? (0..<Int.random(in: 0...25, using: &rng)).map { _ in UInt8.random(in: 32...126, using: &rng) } : []
+                return Token822(kind, text)
+            }
+            let width = [0, 20, 80][Int.random(in: 0...2, using: &rng)]
+            if RFC822Tokens.unparse(tokens, lineLength: width) != Self.referenceFold(tokens, lineLength: width) {
+                mismatches.append(tokens)
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(2))")
     }
 
     @Test func argumentsAndSplitterNeverCrash() throws {

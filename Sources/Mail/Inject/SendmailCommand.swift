@@ -135,7 +135,8 @@ public struct SendmailCommand: Command {
                 }
             }
             if let smtpd = context.inProcessCommand("qmail-smtpd") {
-                return PreparedCommand.prepare(smtpd, context).run(context.handingOver(to: smtpd.name, arguments: [], environment: env))
+                let next = context.handingOver(to: smtpd.name, arguments: [], environment: env)
+                return PreparedCommand.prepare(smtpd, next).run(next)
             }
             let installed = Path.join(SuitePaths(environment: env).prefix, "sbin/qmail-smtpd")
             let program = access(installed, X_OK) == 0 ? installed : "qmail-smtpd"

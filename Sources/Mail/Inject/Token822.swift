@@ -126,34 +126,40 @@ public enum RFC822Tokens {
     /// is made; a break is then taken back (leaving one space) whenever the joined line stays
     /// within `lineLength` bytes (0: no limit), so long lists fold between addresses.
     public static func unparse(_ tokens: [Token822], lineLength: Int = 80) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(tokens.count * 4 + 2)
+        // The text is `done`, then (when `pending`) a provisional "\n ", then `segment`.
+        // A break either takes the provisional one back (the line still fits) or makes it
+        // final; either way nothing written before it moves, so this stays linear.
+        var done: [UInt8] = []
+        var segment: [UInt8] = []
+        var pending = false
         var lineStart = 0
-        var pendingBreak: Int? = nil
+        done.reserveCapacity(tokens.count * 4 + 2)
         func lineBreak() {
-            let here = out.count
-            if let b = pendingBreak, lineLength == 0 || here - lineStart <= lineLength {
-                out.removeSubrange(b ..< b + 2)
-                out += [10, 32]
-                pendingBreak = out.count - 2
+            let here = done.count + (pending ? 2 : 0) + segment.count
+            if pending, lineLength == 0 || here - lineStart <= lineLength {
+                done += segment
             } else {
-                if let b = pendingBreak { lineStart = b + 1 }
-                pendingBreak = out.count
-                out += [10, 32]
+                if pending {
+                    lineStart = done.count + 1
+                    done += [10, 32]
+                }
+                done += segment
             }
+            segment.removeAll(keepingCapacity: true)
+            pending = true
         }
         var last: Token822Kind? = nil
         for t in tokens {
-            if needsSpace(last, t.kind) { out.append(32) }
+            if needsSpace(last, t.kind) { segment.append(32) }
             last = t.kind
             switch t.kind {
-            case .comma: out.append(UInt8(ascii: ",")); lineBreak()
-            case .at: out.append(UInt8(ascii: "@"))
-            case .dot: out.append(UInt8(ascii: "."))
-            case .left: out.append(UInt8(ascii: "<"))
-            case .right: out.append(UInt8(ascii: ">"))
-            case .semicolon: out.append(UInt8(ascii: ";"))
-            case .colon: out.append(UInt8(ascii: ":"))
+            case .comma: segment.append(UInt8(ascii: ",")); lineBreak()
+            case .at: segment.append(UInt8(ascii: "@"))
+            case .dot: segment.append(UInt8(ascii: "."))
+            case .left: segment.append(UInt8(ascii: "<"))
+            case .right: segment.append(UInt8(ascii: ">"))
+            case .semicolon: segment.append(UInt8(ascii: ";"))
+            case .colon: segment.append(UInt8(ascii: ":"))
             case .atom, .quoted, .literal, .comment:
                 let (open, close): (UInt8?, UInt8?) = switch t.kind {
                 case .quoted: (UInt8(ascii: "\""), UInt8(ascii: "\""))
@@ -161,22 +167,22 @@ public enum RFC822Tokens {
                 case .comment: (UInt8(ascii: "("), UInt8(ascii: ")"))
                 default: (nil, nil)
                 }
-                if let open { out.append(open) }
+                if let open { segment.append(open) }
                 for ch in t.text {
                     switch ch {
                     case UInt8(ascii: "\""), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "("),
                          UInt8(ascii: ")"), UInt8(ascii: "\\"), 13, 10:
-                        out.append(UInt8(ascii: "\\"))
+                        segment.append(UInt8(ascii: "\\"))
                     default: break
                     }
-                    out.append(ch)
+                    segment.append(ch)
                 }
-                if let close { out.append(close) }
+                if let close { segment.append(close) }
             }
         }
         lineBreak()
-        out.removeLast()
-        return out
+        // The last provisional break stays, without its space: the field's newline.
+        return done + [10]
     }
 
     /// Walks the address list of a header field (tokens of the whole field, name and colon
