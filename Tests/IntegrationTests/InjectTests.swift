@@ -207,6 +207,23 @@ struct InjectQueueTests {
         #expect(usage.exitCode == 100 && usage.err.hasPrefix("sendmail: usage: "))
     }
 
+    @Test("from.envrules and domainqueue change qmail-queue's environment")
+    func envRules() {
+        let f = InjectFixture()
+        let other = QueueTest.queueFix(["-s", "3", "-b", "0", f.sandbox.at("slowq")])
+        #expect(other.exitCode == 0)
+        _ = f.sandbox.write("control/domainqueue", "slow.example:QUEUEDIR=\(f.sandbox.at("slowq"))\n")
+        #expect(f.run(["qmail-inject", "a@slow.example"], "\n").exitCode == 0)
+        #expect(f.run(["qmail-inject", "a@fast.example"], "\n").exitCode == 0)
+        #expect(QueueTest.messageFiles(f.sandbox.at("slowq")).filter { $0.hasPrefix("todo/") }.count == 1)
+        #expect(f.queued().map(\.envelope) == ["Ftester@mx.example.org\0Ta@fast.example\0"])
+        _ = f.sandbox.write("control/from.envrules", "*@mx.example.org:QMAILQUEUE=\(Path.join(f.bin, "qmail-nullqueue"))\n")
+        #expect(f.run(["qmail-inject", "b@fast.example"], "\n").exitCode == 0)
+        #expect(f.queued().count == 1)
+        #expect(f.run(["qmail-inject", "-f", "other@x.y", "b@fast.example"], "\n").exitCode == 0)
+        #expect(f.queued().count == 2)
+    }
+
     @Test("qmail-nullqueue reads message and envelope and keeps nothing; as QMAILQUEUE too")
     func nullqueue() {
         let f = InjectFixture()

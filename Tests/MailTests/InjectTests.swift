@@ -173,6 +173,22 @@ struct InjectRewriteTests {
         #expect(!s(other.finishHeader()).contains("Mail-Followup-To"))
     }
 
+    @Test func envRules() throws {
+        #expect(EnvRules.settings("A=1, B=,C=x\\,y,D") == [.set("A", "1"), .unset("B"), .set("C", "x,y")])
+        let rules = EnvRules.parse(["*@slow.example:QUEUEDIR=/q/slowq", "no colon", "<>:BOUNCE=1", "joe@*:A=2,QUEUEDIR="])
+        #expect(rules.rules.count == 3)
+        var env = Environment([("QUEUEDIR", "/q/queue1")])
+        #expect(try rules.apply(to: "x@slow.example", matching: .wildcard, environment: &env).get() == 1)
+        #expect(env["QUEUEDIR"] == "/q/slowq")
+        #expect(try rules.apply(to: "joe@slow.example", matching: .wildcard, environment: &env).get() == 3)
+        #expect(env["QUEUEDIR"] == nil && env["A"] == "2")
+        #expect(try rules.apply(to: "", matching: .wildcard, environment: &env).get() == 2 && env["BOUNCE"] == "1")
+        var e2 = Environment()
+        #expect(try EnvRules.parse(["^JOE@.*$:R=1"]).apply(to: "JOE@x", matching: .regex, environment: &e2).get() == 1)
+        #expect(EnvRules.parse(["(:R=1"]).apply(to: "a", matching: .regex, environment: &e2) == .failure(.badPattern("(")))
+        #expect(try EnvRules.parse(["JOE@*:F=1"]).apply(to: "joe@x", matching: .caseFoldedWildcard, environment: &e2).get() == 1)
+    }
+
     @Test func errors() throws {
         var sess = try session()
         #expect(throws: InjectError.unparsableLine(b("To: (a\n"))) { try sess.field(b("To: (a\n")) }

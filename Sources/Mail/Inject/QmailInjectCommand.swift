@@ -171,6 +171,10 @@ public struct QmailInjectCommand: Command {
         if envelope.recipients.isEmpty {
             return diag.fatal(ExitCode.permanent, "no recipients")
         }
+        switch applyRules(envelope, environment: &env) {
+        case .success: break
+        case .failure(let e): return diag.fatal(ExitCode.temporary, e.description)
+        }
         var submission: QueueSubmission
         switch QueueSubmission.start(environment: env) {
         case .success(let s): submission = s
@@ -191,6 +195,32 @@ public struct QmailInjectCommand: Command {
         if case .accepted = verdict { return 0 }
         let text = verdict.replyText
         return diag.fatal(text.hasPrefix("D") ? ExitCode.permanent : ExitCode.temporary, String(text.dropFirst()))
+    }
+
+    /// from.envrules (FROMRULES) keyed by the sender, then domainqueue (DOMAINQUEUE) keyed
+    /// by each recipient's domain: environment changes for qmail-queue. (The reference
+    /// applies domainqueue only after qmail-queue has started, where it changes nothing.)
+    static func applyRules(_ envelope: Envelope, environment env: inout Environment) -> Result<Void, EnvRules.Failure> {
+        let matching = EnvRules.Matching(environment: env)
+        switch EnvRules.load("from.envrules", variable: "FROMRULES", environment: env) {
+        case .failure(let e): return .failure(e)
+        case .success(nil): break
+        case .success(let rules?):
+            if case .failure(let e) = rules.apply(to: String(decoding: envelope.sender, as: UTF8.self), matching: matching, environment: &env) {
+                return .failure(e)
+            }
+        }
+        switch EnvRules.load("domainqueue", variable: "DOMAINQUEUE", environment: env) {
+        case .failure(let e): return .failure(e)
+        case .success(nil): break
+        case .success(let rules?):
+            for recipient in envelope.recipients {
+                guard let at = recipient.firstIndex(of: UInt8(ascii: "@")) else { continue }
+                let domain = String(decoding: recipient[(at + 1)...], as: UTF8.self)
+                if case .failure(let e) = rules.apply(to: domain, matching: .wildcard, environment: &env) { return .failure(e) }
+            }
+        }
+        return .success(())
     }
 
     /// Streams `bytes` unless the message grew past `limit` (0: no limit); false when it did.
