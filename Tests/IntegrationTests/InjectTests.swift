@@ -322,8 +322,16 @@ struct QreadShowctlTests {
         #expect(r.out.contains("concurrencylocal      : Global Local  concurrency is 10 (Default)\n\n"))
         #expect(r.out.contains("smtproutes            : No artificial SMTP routes. (Default)\n\n"))
         #expect(r.err.contains("mystery: I have no idea what this file does\n") && !r.err.contains("locals:"))
-        let internals = f.run(["qmail-showctl"], "")
+        // Only HOME, the locations and the envdirs count: CONFSPLIT comes from defaultqueue.
+        _ = f.sandbox.directory("control/defaultqueue")
+        _ = f.sandbox.write("control/defaultqueue/CONFSPLIT", "7\n")
+        _ = f.sandbox.write("control/defaultqueue/QUEUE_BASE", f.sandbox.at("qb") + "\n")
+        _ = f.sandbox.directory("qb/queue1")
+        let internals = f.run(["qmail-showctl"], "", ["CONFSPLIT": "3"])
         #expect(internals.out.contains("control            dir: \(f.sandbox.path)/control\n"))
-        #expect(internals.out.contains("subdirectory split      : 3\n"))
+        #expect(internals.out.contains("subdirectory split      : 7\n"))
+        #expect(internals.out.contains("queue                   : \(f.sandbox.at("qb"))/queue1\n"))
+        let env = f.run(["qmail-showctl", "-E"], "")
+        #expect(env.out.contains("\nCONFSPLIT=7\n") && !env.out.contains("USER=") && !env.out.contains("QUEUEDIR="))
     }
 }

@@ -166,7 +166,12 @@ public struct QmailShowctlCommand: Command {
         }
         if !(control || concurrency || internals || queues || errors || env) { (queues, internals) = (true, true) }
 
-        var environment = context.environment
+        // As the reference: start from an empty environment (HOME and the locations of the
+        // installation kept), so that what is shown is what the envdirs give everyone.
+        var environment = Environment()
+        for name in ["HOME", "SYSCONFDIR", "CONTROLDIR", "QMAILHOME", "ASSIGNDIR", "PREFIX"] {
+            if let value = context.environment.bytes(name) { environment.set(name, value) }
+        }
         switch QmailInjectCommand.loadDefaultQueue(environment, diagnostics: diag) {
         case .success(let e): environment = e
         case .failure(let e): return diag.fatal(e)
