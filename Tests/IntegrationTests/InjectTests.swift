@@ -224,6 +224,21 @@ struct InjectQueueTests {
         #expect(f.queued().count == 2)
     }
 
+    @Test("random input never crashes qmail-inject: it prints or refuses")
+    func randomInput() {
+        let f = InjectFixture()
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("To: Cc: From: Bcc: Resent-To: Return-Path: a@b.c,<>()[]\"\\ \t\n\n:;.@+".utf8) + [0, 13, 200]
+        var outcomes: [Int32: Int] = [:]
+        for _ in 0..<40 {
+            let input = (0..<Int.random(in: 0...600, using: &rng)).map { _ in alphabet.randomElement(using: &rng) ?? 10 }
+            let r = f.run(["qmail-inject", "-n", "-H", "x@y.z"], input)
+            outcomes[r.exitCode ?? -1, default: 0] += 1
+            if r.exitCode != 0 && r.exitCode != 100 { Issue.record("exit \(String(describing: r.exitCode)) for \(input): \(r.err)") }
+        }
+        #expect(outcomes[0, default: 0] > 0)
+    }
+
     @Test("qmail-nullqueue reads message and envelope and keeps nothing; as QMAILQUEUE too")
     func nullqueue() {
         let f = InjectFixture()
