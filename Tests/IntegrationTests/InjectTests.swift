@@ -239,6 +239,23 @@ struct InjectQueueTests {
         #expect(outcomes[0, default: 0] > 0)
     }
 
+    @Test("QUEUE_BASE collection: sendmail lands in one queueN, qmail-qread -t finds it")
+    func queueCollection() {
+        let f = InjectFixture()
+        let base = f.sandbox.directory("collection")
+        for n in 1...2 { _ = QueueTest.queueFix(["-s", "3", "-b", "0", Path.join(base, "queue\(n)")]) }
+        let settings = ["QUEUE_BASE": base, "QUEUE_START": "1", "QUEUE_COUNT": "2"]
+        for i in 0..<4 {
+            let r = f.run(["sendmail", "r\(i)@x.y"], "Subject: \(i)\n\nb\n", settings, remove: ["QUEUEDIR"])
+            #expect(r.exitCode == 0, "\(r.err)")
+        }
+        let todo = (1...2).map { QueueTest.messageFiles(Path.join(base, "queue\($0)")).filter { $0.hasPrefix("todo/") }.count }
+        #expect(todo.reduce(0, +) == 4)
+        let listing = f.run(["qmail-qread", "-t", "-c"], "", settings, remove: ["QUEUEDIR"])
+        #expect(listing.out.hasSuffix("Total Messages in todo   queue: 4\n"), "\(listing.out)")
+        #expect(listing.out.split(separator: "\n").filter { $0.hasPrefix("\ttodo\t") }.count == 4)
+    }
+
     @Test("qmail-nullqueue reads message and envelope and keeps nothing; as QMAILQUEUE too")
     func nullqueue() {
         let f = InjectFixture()
