@@ -353,6 +353,7 @@ struct QreadShowctlTests {
         #expect(r.out.contains("concurrencyremote     : Global Remote concurrency is 40\n\n"))
         #expect(r.out.contains("concurrencylocal      : Global Local  concurrency is 10 (Default)\n\n"))
         #expect(r.out.contains("smtproutes            : No artificial SMTP routes. (Default)\n\n"))
+        #expect(r.out.contains("morercpthosts         : No rcpthosts; morercpthosts is irrelevant. (Default)\n\nmorercpthosts.cdb     : (Default.) No effect\n\nlocals  "))
         #expect(r.err.contains("mystery: I have no idea what this file does\n") && !r.err.contains("locals:"))
         // Only HOME, the locations and the envdirs count: CONFSPLIT comes from defaultqueue.
         _ = f.sandbox.directory("control/defaultqueue")

@@ -28,20 +28,34 @@ public struct QmailShowctlCommand: Command {
         ("defaultdelivery", .value(useMe: false, default: "undefined! Uh-oh", pre: "Default Delivery is: ")),
         ("smtpgreeting", .value(useMe: true, default: "smtpgreeting", pre: "SMTP greeting: 220 ")),
         ("smtproutes", .list(missing: "No artificial SMTP routes.", pre: "SMTP route: ", post: "")),
+        ("remote_auth", .list(missing: "No users for remote authenticated SMTP", pre: "Remote SMTP Auth Users: ", post: "")),
+        ("signaturedomains", .list(missing: "No DKIM signature domains.", pre: "DKIM signature domain(s): ", post: "")),
         ("virtualdomains", .list(missing: "No virtual domains.", pre: "Virtual domain: ", post: "")),
         ("blackholedsender", .list(missing: "Any SMTP connection is allowed.", pre: "", post: " is immediately dropped for MAIL FROM.")),
+        ("blackholedpatterns", .list(missing: "Any SMTP connection is allowed.", pre: "", post: " is immediately dropped for MAIL FROM. (Not if line starts with !).")),
         ("blackholedrcpt", .list(missing: "Any SMTP connection is allowed.", pre: "", post: " is immediately dropped for RCPT TO.")),
+        ("blackholedrcptpatterns", .list(missing: "Any SMTP connection is allowed.", pre: "", post: " is immediately dropped for RCPT TO. (Not if line starts with !).")),
         ("badhelo", .list(missing: "Any HELO/EHLO greeting is allowed.", pre: "", post: " not accepted in HELO/EHLO.")),
+        ("badhost", .list(missing: "Any external remote hosts are allowed.", pre: "", post: " pattern will be rejected for external host.")),
+        ("badip", .list(missing: "Any external IP are allowed.", pre: "", post: " pattern will be rejected for external IP.")),
         ("badmailfrom", .list(missing: "Any MAIL FROM is allowed.", pre: "", post: " not accepted in MAIL FROM.")),
         ("badmailpatterns", .list(missing: "Any MAIL FROM is allowed.", pre: "", post: " not accepted in MAIL FROM (Not if line starts with !).")),
         ("badrcptto", .list(missing: "Any RCPT TO is allowed.", pre: "", post: " not accepted in RCPT TO.")),
         ("badrcptpatterns", .list(missing: "Any RCPT TO is allowed.", pre: "", post: " not accepted in RCPT TO (Not if line starts with !).")),
+        ("badext", .list(missing: "All attachments are allowed.", pre: "", post: " not accepted in attachments.")),
+        ("badextpatterns", .list(missing: "All attachments are allowed.", pre: "", post: " not accepted in attachments. (Not if line starts with !).")),
+        ("spamignore", .list(missing: "Any MAIL FROM exceeding spam count will be blocked by chowkidar", pre: "", post: " will not be treated as spammers.")),
+        ("spamignorepatterns", .list(missing: "Any MAIL FROM exceeding spam count will be blocked by chowkidar", pre: "", post: " will not be treated as spammers.")),
+        ("spamredirect", .list(missing: "No spam redirection", pre: "", post: " spam redirection.")),
         ("bouncemessage", .list(missing: "No bouncemessage defined", pre: "", post: "")),
         ("doublebouncemessage", .list(missing: "No doublebouncemessage defined", pre: "", post: "")),
         ("bouncemaxbytes", .list(missing: "No bouncemaxbytes defined.", pre: "Actual Bouncemaxbytes: ", post: "")),
         ("dnsbllist", .list(missing: "No dnsbl list configured.", pre: "List at ", post: " configured for dnsbl check.")),
+        ("bindroutes", .list(missing: "No binding routes.", pre: "Binding route: ", post: "")),
+        ("domainbindings", .list(missing: "No sender domain based local ip bindings.", pre: "Sender domain local IP binding: ", post: "")),
         ("percenthack", .list(missing: "The percent hack is not allowed.", pre: "The percent hack is allowed for user%host@", post: ".")),
         ("qmqpservers", .list(missing: "No QMQP servers.", pre: "QMQP server: ", post: ".")),
+        ("globalspamredirect", .value(useMe: false, default: "none", pre: "spam redirected to ")),
         ("bouncefrom", .value(useMe: false, default: "MAILER-DAEMON", pre: "Bounce user name is ")),
         ("bouncehost", .value(useMe: true, default: "bouncehost", pre: "Bounce host name is ")),
         ("bouncesubject", .value(useMe: false, default: "\"failure notice\"", pre: "Bounce Subject is ")),
@@ -69,18 +83,25 @@ public struct QmailShowctlCommand: Command {
         ("timeoutconnect", .integer(default: "60", pre: "SMTP client connection timeout is ", post: " seconds")),
         ("timeoutremote", .integer(default: "1200", pre: "SMTP client data timeout is ", post: " seconds")),
         ("timeoutsmtpd", .integer(default: "1200", pre: "SMTP server data timeout is ", post: " seconds")),
+        ("timeoutread", .integer(default: "4", pre: "InServer Read data timeout is ", post: " seconds")),
+        ("timeoutwrite", .integer(default: "4", pre: "InServer Write data timeout is ", post: " seconds")),
         ("etrnhosts", .list(missing: "No ETRN/ATRN domains.", pre: "ETRN/ATRN domain(s): ", post: "")),
         ("chkrcptdomains", .list(missing: "All Recipient Domains will be checked for User Status", pre: "Recipient Domains checked for User Status: ", post: "")),
         ("recipients", .list(missing: "No recipients extension defined", pre: "recipients extension rules: ", post: "")),
+        ("authdomains", .list(missing: "Auth not reqd for mails to local domains ", pre: "SMTP/IMAP/POP3 auth required for: ", post: "")),
         ("relayclients", .list(missing: "No Relayclients defined.", pre: "Allowed Relayclients: ", post: "")),
         ("relaydomains", .list(missing: "No Relaydomains defined.", pre: "Allowed Relaydomains: ", post: "")),
+        ("relaymailfrom", .list(missing: "No Relaymailfrom defined.", pre: "Allowed <Mail from: Relayaddresses>: ", post: "")),
         ("tarpitcount", .list(missing: "No Tarpitcount defined.", pre: "Actual Tarpitcount: ", post: "")),
         ("maxrecipients", .list(missing: "No limit on number of Recipients defined.", pre: "Actual Maxrecipients: ", post: "")),
         ("tarpitdelay", .list(missing: "No Tarpitdelay defined.", pre: "Actual Tarpitdelay: ", post: "")),
         ("envheaders", .list(missing: "No envheaders defined.", pre: "header: ", post: "")),
         ("logheaders", .list(missing: "No logheaders defined.", pre: "header: ", post: "")),
+        ("signatures", .list(missing: "No virus signatures defined.", pre: "virus signatures: ", post: "")),
+        ("bodycheck", .list(missing: "No Content-filters.", pre: "Content-filters: ", post: "")),
         ("from.envrules", .list(missing: "No Sender Envrules defined.", pre: "Sender Envrules: ", post: "")),
         ("rcpt.envrules", .list(missing: "No Recipient Envrules defined.", pre: "Recipient Envrules: ", post: "")),
+        ("bounce.envrules", .list(missing: "No Bounce Envrules defined.", pre: "Bounce Envrules: ", post: "")),
         ("nodnscheck", .list(missing: "Any MAIL FROM is checked for existing Domains.", pre: "", post: " excluded for DNS checks in MAIL FROM.")),
     ]
 
@@ -142,6 +163,21 @@ public struct QmailShowctlCommand: Command {
             }
         }
         return .success(s)
+    }
+
+    /// Whether morercpthosts.cdb is there and newer than the text it is built from.
+    static func morercpthostsStatus(_ files: ControlFiles) -> String {
+        let text = Path.status(files.path("morercpthosts")), cdb = Path.status(files.path("morercpthosts.cdb"))
+        let verdict: String
+        switch (text, cdb) {
+        case (nil, nil): verdict = "(Default.) No effect"
+        case (nil, _?): verdict = "Oops! morercpthosts.cdb exists but morercpthosts doesn't."
+        case (_?, nil): verdict = "Oops! morercpthosts exists but morercpthosts.cdb doesn't."
+        case (let t?, let c?):
+            verdict = t.st_mtim.tv_sec > c.st_mtim.tv_sec ? "Oops! morercpthosts.cdb is older than morercpthosts."
+                                                          : "Modified recently enough; hopefully up to date."
+        }
+        return padded("morercpthosts.cdb") + ": " + verdict + "\n\n"
     }
 
     public static func run(_ context: CommandContext) -> Int32 {
@@ -241,8 +277,15 @@ public struct QmailShowctlCommand: Command {
                 case .success(let v): me = v
                 }
                 out += "------------------- begin control files ----------------------\n"
+                let hasRcpthosts = Path.exists(files.path("rcpthosts"))
                 for (n, k) in table {
-                    switch explain(n, k, control: files, me: me) {
+                    var kind = k
+                    if n == "morercpthosts", !hasRcpthosts {
+                        kind = .list(missing: "No rcpthosts; morercpthosts is irrelevant.",
+                                     pre: "No rcpthosts; doesn't matter that morercpthosts has ", post: ".")
+                    }
+                    if n == "locals" { out += morercpthostsStatus(files) }
+                    switch explain(n, kind, control: files, me: me) {
                     case .success(let s): out += s
                     case .failure(let e): return diag.fatal(ExitCode.temporary, "unable to read \(n): \(e)")
                     }
