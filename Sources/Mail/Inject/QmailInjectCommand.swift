@@ -20,33 +20,6 @@ public struct QmailInjectCommand: Command {
         return s
     }
 
-    /// `$HOME/.defaultqueue` (unless SKIP_LOCAL_ENVIRONMENT), then, while QUEUE_BASE is
-    /// unset, `CONTROLDIR/defaultqueue`: the envdirs that choose the queue for local mail.
-    public static func loadDefaultQueue(_ env: Environment, diagnostics: Diagnostics) -> Result<Environment, SystemError> {
-        var env = env
-        if !env.contains("SKIP_LOCAL_ENVIRONMENT"), let home = env["HOME"] {
-            let dir = Path.join(home, ".defaultqueue")
-            if access(dir, X_OK) == 0 {
-                switch EnvDirLoader.load(dir, into: env) {
-                case .success(let e): env = e
-                case .failure(let e): diagnostics.warning(e.description)
-                }
-            }
-        }
-        if !env.contains("QUEUE_BASE") {
-            let dir = Path.join(SuitePaths(environment: env).controlDirectory, "defaultqueue")
-            if access(dir, X_OK) == 0 {
-                switch EnvDirLoader.load(dir, into: env, ignoreUnreadable: true) {
-                case .success(let e): env = e
-                case .failure(let e): return .failure(SystemError(e.message, e.name, errno: e.errno))
-                }
-            } else if errno != ENOENT {
-                return .failure(SystemError("unable to access defaultqueue", dir, errno: errno))
-            }
-        }
-        return .success(env)
-    }
-
     /// A control value, else `me`, else the literal fallback, as control_rldef.
     static func controlOrMe(_ control: ControlFiles, _ name: String, override: String?) -> Result<String, ControlError> {
         if let override { return .success(override) }
@@ -67,7 +40,7 @@ public struct QmailInjectCommand: Command {
 
         var env = context.environment
         if !env.contains("FASTQUEUE") {
-            switch loadDefaultQueue(env, diagnostics: diag) {
+            switch DefaultQueue.load(env, diagnostics: diag) {
             case .success(let e): env = e
             case .failure(let e): return diag.fatal(e)
             }

@@ -169,7 +169,7 @@ public struct QmailQreadCommand: Command {
         (listing.local, listing.remote, listing.todo) = (l, r, t)
 
         var env = context.environment
-        switch QmailInjectCommand.loadDefaultQueue(env, diagnostics: diag) {
+        switch DefaultQueue.load(env, diagnostics: diag) {
         case .success(let e): env = e
         case .failure(let e): return diag.fatal(e)
         }

@@ -208,7 +208,7 @@ public struct QmailShowctlCommand: Command {
         for name in ["HOME", "SYSCONFDIR", "CONTROLDIR", "QMAILHOME", "ASSIGNDIR", "PREFIX"] {
             if let value = context.environment.bytes(name) { environment.set(name, value) }
         }
-        switch QmailInjectCommand.loadDefaultQueue(environment, diagnostics: diag) {
+        switch DefaultQueue.load(environment, diagnostics: diag) {
         case .success(let e): environment = e
         case .failure(let e): return diag.fatal(e)
         }
