@@ -189,6 +189,16 @@ struct InjectRewriteTests {
         #expect(try EnvRules.parse(["JOE@*:F=1"]).apply(to: "joe@x", matching: .caseFoldedWildcard, environment: &e2).get() == 1)
     }
 
+    @Test func queueListingLine() {
+        let line = QueueListing.statsLine(time: 1_577_836_800, split: "5", id: 123, size: 42,
+                                          sender: b("a\u{7}b@x.y") + [0] + b("junk"), bouncing: true)
+        #expect(s(line) == "1 Jan 2020 00:00:00 GMT  5/#123  42  <a_b@x.y>  bouncing\n")
+        var listing = QueueListing()
+        listing.todo = true
+        #expect(listing.countLines(.init(local: 1, remote: 2, bounce: 3, todo: 4), prefix: "Total ") ==
+                "Total Messages in local  queue: 1\nTotal Messages in remote queue: 2\nTotal Messages in bounce queue: 3\nTotal Messages in todo   queue: 4\n")
+    }
+
     @Test func errors() throws {
         var sess = try session()
         #expect(throws: InjectError.unparsableLine(b("To: (a\n"))) { try sess.field(b("To: (a\n")) }
@@ -376,6 +386,10 @@ struct InjectFuzzTests {
             _ = HeaderFieldName.known(arg)
             _ = HeaderFieldName.isValidField(arg)
             _ = AddressQuoting.quoteAddress(arg)
+            let text = String(decoding: arg, as: UTF8.self)
+            var env = Environment()
+            _ = EnvRules.parse([text, "*:" + text]).apply(to: text, matching: .wildcard, environment: &env)
+            _ = EnvRules.settings(text)
         }
     }
 }

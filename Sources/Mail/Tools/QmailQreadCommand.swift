@@ -13,6 +13,9 @@ public struct QueueListing: Sendable {
 
     public struct Counts: Equatable, Sendable {
         public var local = 0, remote = 0, bounce = 0, todo = 0
+        public init(local: Int = 0, remote: Int = 0, bounce: Int = 0, todo: Int = 0) {
+            (self.local, self.remote, self.bounce, self.todo) = (local, remote, bounce, todo)
+        }
         public static func + (a: Counts, b: Counts) -> Counts {
             Counts(local: a.local + b.local, remote: a.remote + b.remote, bounce: a.bounce + b.bounce, todo: a.todo + b.todo)
         }
