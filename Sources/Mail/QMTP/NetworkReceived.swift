@@ -39,7 +39,9 @@ public struct NetworkReceived: Equatable, Sendable {
         var s = "Received: indimail-mta \(program) \(pid)"
         if !hidden {
             if let remoteHost { s += " from " + Self.safe(remoteHost) }
-            if let remoteInfo, let remoteIP { s += " (" + Self.safe(remoteInfo) + "@" + Self.safe(remoteIP) + ")\n" }
+            // The reference prints the peer's address only along with TCPREMOTEINFO; we always
+            // give it, as qmail's received() did.
+            if let remoteIP { s += " (" + (remoteInfo.map { Self.safe($0) + "@" } ?? "") + Self.safe(remoteIP) + ")\n" }
             if let local { s += "  by " + Self.safe(local) }
         }
         s += " with \(protocolName); " + date
