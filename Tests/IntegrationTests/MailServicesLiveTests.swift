@@ -86,7 +86,7 @@ import Testing
         let envelopeFile = t.box.write("envelope", "Fq@sender.example\0Tr1@anywhere.example\0Tr2@else.example\0\0")
         var env = t.environment
         env["PORT_QMQP"] = String(qmqpPort)
-        let qmqpc = run(["/bin/sh", "-c", "exec \"$@\" 1<\"$0\"", envelopeFile, Path.join(t.prefix, "bin/qmail-qmqpc")],
+        let qmqpc = run(["/bin/sh", "-c", "exec \"$@\" 1<\"$0\"", envelopeFile, Path.join(t.prefix, "sbin/qmail-qmqpc")],
                         stdin: Array("Subject: via qmqp\n\nhello\n".utf8), environment: env)
         #expect(qmqpc.exitCode == 0, "\(qmqpc.err)")
         let viaQMQP = queuedMessages(queue).filter { $0.contains("Subject: via qmqp") }
@@ -95,11 +95,11 @@ import Testing
         #expect(qmqpEnvelopes.contains { $0.contains("Fq@sender.example\0Tr1@anywhere.example\0Tr2@else.example\0") })
         // A malformed envelope never reaches the server; a dead server is a connection failure.
         let bad = t.box.write("bad-envelope", "Xq\0\0")
-        let refused = run(["/bin/sh", "-c", "exec \"$@\" 1<\"$0\"", bad, Path.join(t.prefix, "bin/qmail-qmqpc")],
+        let refused = run(["/bin/sh", "-c", "exec \"$@\" 1<\"$0\"", bad, Path.join(t.prefix, "sbin/qmail-qmqpc")],
                           stdin: Array("x\n".utf8), environment: env)
         #expect(refused.exitCode == 79)
         env["PORT_QMQP"] = String(freePort())
-        let dead = run(["/bin/sh", "-c", "exec \"$@\" 1<\"$0\"", envelopeFile, Path.join(t.prefix, "bin/qmail-qmqpc")],
+        let dead = run(["/bin/sh", "-c", "exec \"$@\" 1<\"$0\"", envelopeFile, Path.join(t.prefix, "sbin/qmail-qmqpc")],
                        stdin: Array("x\n".utf8), environment: env)
         #expect(dead.exitCode == 73)
 

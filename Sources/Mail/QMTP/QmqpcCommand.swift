@@ -5,7 +5,7 @@ import Glibc
 
 public struct QmqpcCommand: Command {
     public static let name = "qmail-qmqpc"
-    public static let installDirectory = InstallDirectory.bin
+    public static let installDirectory = InstallDirectory.sbin
     public static let summary = "queue a message on a QMQP server"
 
     /// The request: netstring(netstring(message) netstring(sender) netstring(rcpt)...).

@@ -11,8 +11,8 @@ final class SvctoolTree {
     var queueBase: String { box.at("queue") }
     var control: String { box.at("etc/control") }
 
-    static let binCommands = ["envdir", "softlimit", "tcpserver", "setuidgid", "svc", "svstat", "svok", "qmail-qmqpc", "tcprules"]
-    static let sbinCommands = ["multilog", "qmail-qmtpd", "qmail-qmqpd", "svscan", "supervise", "svctool", "qmailctl", "queue-fix"]
+    static let binCommands = ["envdir", "softlimit", "tcpserver", "setuidgid", "svc", "svstat", "svok", "tcprules"]
+    static let sbinCommands = ["multilog", "qmail-qmtpd", "qmail-qmqpd", "qmail-qmqpc", "svscan", "supervise", "svctool", "qmailctl", "queue-fix"]
 
     init(box: Sandbox = Sandbox()) {
         self.box = box
