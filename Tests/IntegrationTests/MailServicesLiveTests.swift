@@ -143,3 +143,43 @@ import Testing
         #expect(sv.liveSandboxProcesses().isEmpty, "left behind: \(sv.liveSandboxProcesses())")
     }
 }
+
+/// The same kind of tree made and run entirely by an unprivileged user: svctool, queue-fix,
+/// svscan, the run scripts (which then skip tcpserver's -u/-g and setuidgid) and qmail-queue.
+@Suite(.serialized) struct UnprivilegedServicesTests {
+    @Test func qmtpServiceRunsWithoutRoot() throws {
+        try #require(getuid() == 0 && peer("/usr/bin/setpriv") != nil && peer("/usr/bin/python3") != nil)
+        let t = SvctoolTree()
+        let sv = SvscanUnderTest(box: t.box)
+        defer { sv.stop() }
+        let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        _ = Path.makeDirectories(t.queueBase)
+        _ = run(["/bin/chown", "-R", "65534:65534", t.box.path])
+        let port = freePort()
+        func svctool(_ args: [String]) -> Outcome {
+            run(asNobody + [Build.indimail, "svctool"] + args, environment: t.environment)
+        }
+        #expect(svctool(["--config=qmail", "--hostname=mx.example.org"]).exitCode == 0)
+        #expect(run(asNobody + [Build.indimail, "queue-fix", "-s", "3", "-b", "0", Path.join(t.queueBase, "queue1")],
+                    environment: t.environment).exitCode == 0)
+        let made = svctool(["--qmtp=\(port)", "--servicedir=\(sv.scanDirectory)", "--qbase=\(t.queueBase)", "--qcount=1",
+                            "--no-multi", "--localip=127.0.0.1", "--memory=2000000000"])
+        #expect(made.exitCode == 0, "\(made.err)")
+        #expect(QueueTest.owner(t.box.at("sv/qmail-qmtpd.\(port)/run"))?.0 == 65534)
+        // The owner keeps write access to variables/ so the variables family works unprivileged.
+        #expect(svctool(["--set-variable=DATABYTES", "--variable-value=100000", "--service-name=qmail-qmtpd.\(port)",
+                         "--servicedir=\(sv.scanDirectory)"]).exitCode == 0)
+        sv.start(environment: t.environment, launcher: asNobody)
+        #expect(waitForListener(port), "\(sv.stderr)")
+        let script = t.box.write("qmtp.py", MailServicesLiveTests.qmtpClient)
+        let client = run(["/usr/bin/python3", script, String(port)])
+        #expect(client.out.split(separator: "\n").filter { $0.hasPrefix("Kok ") }.count == 3, "\(client.out)\(client.err)")
+        let queue = Path.join(t.queueBase, "queue1")
+        let todo = QueueTest.messageFiles(queue).filter { $0.hasPrefix("todo/") }
+        #expect(todo.count == 2)
+        // Queued by nobody: the Received line of qmail-queue says so.
+        let mess = QueueTest.messageFiles(queue).filter { $0.hasPrefix("mess/") }.map { readText(Path.join(queue, $0)) }
+        #expect(mess.allSatisfy { $0.contains("by uid 65534") })
+        #expect(eventually { readText(t.box.at("log/qmtpd.\(port)/current")).contains("tcpserver: ok") })
+    }
+}
