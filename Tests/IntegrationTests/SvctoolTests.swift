@@ -92,6 +92,30 @@ import Testing
         #expect(t.read("service/qmail-smtpd.587/run").contains("service-templates/submission.run"))
     }
 
+    @Test func miniHostAndDKIMOptions() throws {
+        let t = SvctoolTree()
+        // indimail-mini: an SMTP listener whose queue is a QMQP client, no delivery of its own.
+        let mini = t.svctool(["--smtp=25", "--skipsend", "--no-multi", "--qmailqueue=/usr/sbin/qmail-qmqpc",
+                              "--qmailsmtpd=/usr/sbin/mini-smtpd", "--rbl=-rzen.example", "--rbl=-rbl.example"])
+        #expect(mini.exitCode == 0, "\(mini.err)")
+        let v = t.variables("qmail-smtpd.25")
+        #expect(v["QMAILQUEUE"] == "/usr/sbin/qmail-qmqpc\n")
+        #expect(v["RBLCOMMAND"] == t.prefix + "/bin/rblsmtpd -rzen.example -rbl.example\n")
+        #expect(t.read("service/qmail-smtpd.25/run").contains("/usr/sbin/mini-smtpd'"))
+        #expect(!Path.exists(t.box.at("service/qmail-send.25")))
+
+        #expect(t.svctool(["--qmtp=209", "--dkverify=dkimstrict", "--spamfilter=/bin/bogofilter -p"]).exitCode == 0)
+        let q = t.variables("qmail-qmtpd.209")
+        #expect(q["QMAILQUEUE"] == "\(t.prefix)/sbin/qmail-spamfilter \(t.prefix)/sbin/qmail-dkim\n")
+        #expect(q["DKIMVERIFY"] == "FGHIKLMNOQRTUVWjp\n" && q["SPAMFILTER"] == "/bin/bogofilter -p\n")
+
+        #expect(t.svctool(["--delivery=1", "--qcount=1", "--dksign=dkim"]).exitCode == 100)
+        #expect(t.svctool(["--delivery=1", "--qcount=1", "--dksign=dkim", "--private_key=/k/default"]).exitCode == 0)
+        #expect(t.variables("qmail-send.1")["DKIMSIGN"] == "/k/default\n")
+        #expect(t.read("etc/control/filterargs") == "*:remote:\(t.prefix)/sbin/qmail-dkim:DKIMQUEUE=\(t.prefix)/bin/qcat\n")
+        #expect(t.svctool(["--qmqp=628", "--dkverify=maybe"]).exitCode == 100)
+    }
+
     @Test func everyRunScriptPassesShellSyntaxCheck() throws {
         let t = SvctoolTree()
         #expect(t.svctool(["--smtp=25", "--qcount=1", "--qtype=dynamic", "--rbl=-rzen.example"]).exitCode == 0)

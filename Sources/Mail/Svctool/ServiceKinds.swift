@@ -58,10 +58,26 @@ public struct ServiceFactory {
             b.set("QUEUE_COUNT", .value(String(settings.queueCount)))
             b.set("QUEUE_START", .value(String(settings.queueStart)))
         }
+        if !delivery {
+            if let chosen = options.value("qmailqueue") { b.set("QMAILQUEUE", .value(chosen)) }
+            dkimVerify(&b)
+        }
         if options.flag("fsync") { b.set("USE_FSYNC", .value("1")) }
         if options.flag("fdatasync") { b.set("USE_FDATASYNC", .value("1")) }
         if options.flag("syncdir") { b.set("USE_SYNCDIR", .value("1")) }
         b.set("MIN_FREE", .value(options.value("min-free") ?? "52428800"))
+    }
+
+    /// --dkverify: the listener queues through qmail-dkim, which verifies and then runs the
+    /// queue (after the spam filter when there is one).
+    func dkimVerify(_ b: inout ServiceBlueprint) {
+        guard let mode = options.value("dkverify"), mode != "none" else { return }
+        let dkim = settings.program("sbin", "qmail-dkim")
+        let chain = options.value("spamfilter") != nil ? settings.program("sbin", "qmail-spamfilter") + " " + dkim : dkim
+        b.set("QMAILQUEUE", .value(chain))
+        b.set("DKIMVERIFY", mode == "dkimstrict" ? .value("FGHIKLMNOQRTUVWjp") : .empty)
+        b.set("UNSIGNED_SUBJECT", mode == "dkimstrict" ? .unset : .empty)
+        b.set("UNSIGNED_FROM", .unset)
     }
 
     func spamVariables(_ b: inout ServiceBlueprint) {
@@ -105,6 +121,7 @@ public struct ServiceFactory {
         values["GROUPS"] = listenerGroups
         values["LOOKUP"] = options.value("rbl") != nil ? "-h" : "-H"
         values["SMTPDARGS"] = auth ? " $HOSTNAME $AUTHMODULES /bin/false" : ""
+        values["SMTPD"] = options.value("qmailsmtpd") ?? settings.program("sbin", "qmail-smtpd")
         var b = blueprint(name, logName: logName, run: kind.render(values))
         listenerBasics(&b, port: port)
         b.set("ENVHEADERS", .empty)
@@ -216,6 +233,11 @@ public struct ServiceFactory {
         b.set("QMAILREMOTE", options.flag("remotefilter") ? .value(settings.program("sbin", "spawn-filter")) : .unset)
         if let d = options.value("default-domain") { b.set("DEFAULT_DOMAIN", .value(d)) }
         b.set("LOGLOCK", .empty)
+        if options.value("dksign") == "dkim", let key = options.value("private_key") {
+            b.set("DKIMSIGN", .value(key))
+            b.set("UNSIGNED_SUBJECT", .unset)
+            b.set("UNSIGNED_FROM", .unset)
+        }
         b.set("HIDE_HOST", options.flag("hidehost") ? .value("1") : .unset)
         return b
     }

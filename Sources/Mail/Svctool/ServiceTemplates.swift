@@ -76,7 +76,7 @@ public enum ServiceTemplate: String, CaseIterable, Sendable {
             -x @SYSCONFDIR@/tcp/tcp.smtp.cdb \\
             -c ./variables/MAXDAEMONS -o -b $MAXDAEMONS \\
             $IDS $LOCALIP $PORT $RBLCOMMAND \\
-            @PREFIX@/sbin/qmail-smtpd@SMTPDARGS@'
+            @SMTPD@@SMTPDARGS@'
 
             """
     }

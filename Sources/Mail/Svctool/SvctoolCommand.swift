@@ -71,6 +71,7 @@ struct Svctool {
         case .smtp(let port):
             if !options.flag("skipsend") {
                 if case let code = createQueues(), code != 0 { return code }
+                dkimSigningFilter()
                 if case let code = install(factory.delivery(ident: port), replaceExisting: true), code != 0 { return code }
             }
             return install(factory.smtp(port: port))
@@ -78,6 +79,7 @@ struct Svctool {
         case .qmqp(let port): return install(factory.qmtpOrQmqp(qmtp: false, port: port))
         case .delivery(let ident):
             if case let code = createQueues(), code != 0 { return code }
+            dkimSigningFilter()
             return install(factory.delivery(ident: ident))
         case .queueParam(let name): return queueParam(name)
         case .svscanlog: return install(factory.svscanlog())
@@ -155,6 +157,17 @@ struct Svctool {
             return diag.fatal(e)
         }
         return 0
+    }
+
+    /// --dksign=dkim: remote deliveries pass through qmail-dkim (control/filterargs), unless
+    /// the operator already has a filterargs of their own.
+    func dkimSigningFilter() {
+        guard options.value("dksign") == "dkim" else { return }
+        let path = Path.join(settings.controlDirectory, "filterargs")
+        guard !Path.exists(path) else { return }
+        _ = Path.makeDirectories(settings.controlDirectory)
+        let line = "*:remote:\(settings.program("sbin", "qmail-dkim")):DKIMQUEUE=\(settings.program("bin", "qcat"))\n"
+        _ = ServiceWriter.writeFile(path, line, mode: 0o644)
     }
 
     /// --queueParam=NAME: the envdir CONTROLDIR/NAME, rewritten in place.

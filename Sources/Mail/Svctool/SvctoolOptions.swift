@@ -73,7 +73,7 @@ public struct SvctoolOptions: Equatable, Sendable {
         "variable-value", "envdir", "default-domain", "spamfilter", "rbl", "routes", "initcmd", "scanint",
         "postmaster", "common_name", "validity_days", "certdir", "owner", "group", "mode", "msgqsize",
         "deliverylimit-count", "deliverylimit-size", "overquota_mailsize", "logfilter", "hostname", "unitdir",
-        "qhpsi", "viruscheck", "databytes",
+        "qhpsi", "viruscheck", "databytes", "qmailqueue", "qmailsmtpd", "dkverify", "dksign", "private_key",
     ]
     /// Switches.
     static let switches: Set<String> = [
@@ -137,7 +137,8 @@ public struct SvctoolOptions: Equatable, Sendable {
                 }
             } else if valued.contains(name) {
                 guard let value else { return .failure(.needsValue(name)) }
-                values[name] = value
+                // --rbl may be repeated: each adds rblsmtpd arguments.
+                if name == "rbl", let earlier = values[name] { values[name] = earlier + " " + value } else { values[name] = value }
             } else if switches.contains(name) {
                 guard value == nil else { return .failure(.takesNoValue(name)) }
                 flags.insert(name)
@@ -184,6 +185,13 @@ public struct SvctoolOptions: Equatable, Sendable {
         }
         if let q = values["qtype"], !["static", "dynamic", "compat"].contains(q) {
             return .failure(.invalid("--qtype must be static, dynamic or compat: \(q)"))
+        }
+        if let d = values["dkverify"], !["dkim", "dkimstrict", "none"].contains(d) {
+            return .failure(.invalid("invalid --dkverify=\(d) (dkim, dkimstrict or none)"))
+        }
+        if let d = values["dksign"] {
+            guard ["dkim", "none"].contains(d) else { return .failure(.invalid("invalid --dksign=\(d) (dkim or none)")) }
+            if d == "dkim" && values["private_key"] == nil { return .failure(.invalid("--dksign=dkim needs --private_key")) }
         }
         if let tag = values["servicetag"], tag.contains("/") || tag.isEmpty {
             return .failure(.invalid("invalid --servicetag: \(tag)"))
