@@ -294,6 +294,20 @@ import Testing
 
         let dump = t.svctool(["--dumpconfig"])
         #expect(dump.exitCode == 0 && dump.out.contains("---- me ----\nedited\n"))
+
+        #expect(t.svctool(["--qmtp=209"]).exitCode == 0)
+        _ = t.box.directory("service/qmail-qmtpd.209/supervise")
+        let backup = t.svctool(["--backup=\(t.box.at("backup"))"])
+        #expect(backup.exitCode == 0, "\(backup.err)")
+        let archives = (try? Path.entries(t.box.at("backup")).get()) ?? []
+        #expect(archives.count == 1 && archives.first?.hasSuffix(".tar.gz") == true)
+        let listing = run(["tar", "tzf", Path.join(t.box.at("backup"), archives.first ?? "")]).out
+        #expect(listing.contains("service/qmail-qmtpd.209/run") && listing.contains("etc/control/me"))
+        #expect(!listing.contains("supervise"))
+        // Every run that changed something is in LOGDIR/svctool.log.
+        let history = t.read("log/svctool.log")
+        #expect(history.contains("svctool --queueParam=defaultqueue") && history.contains("svctool --qmtp=209"))
+        #expect(!history.contains("--dumpconfig"))
     }
 
     @Test func selfSignedCertificate() throws {

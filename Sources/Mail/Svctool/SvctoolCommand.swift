@@ -23,7 +23,9 @@ public struct SvctoolCommand: Command {
         }
         let settings = SvctoolSettings(options: options, environment: context.environment)
         let tool = Svctool(options: options, settings: settings, context: context)
-        return tool.perform()
+        let code = tool.perform()
+        if code == 0 { tool.record() }
+        return code
     }
 }
 
@@ -94,6 +96,21 @@ struct Svctool {
         case .dumpconfig: return ServiceManagement(tool: self).dumpConfig()
         case .backup(let dir): return ServiceManagement(tool: self).backup(dir)
         }
+    }
+
+    /// Appends the command line of a run that changed something to LOGDIR/svctool.log, as the
+    /// reference keeps a history of its invocations; a log that cannot be written is ignored.
+    func record() {
+        switch options.action {
+        case .help, .version, .template, .printVariables, .dumpconfig, .exportVariables: return
+        default: break
+        }
+        let line = "\(ReceivedHeader.date822(seconds: time(nil)).dropLast()) \(factory.commandLine)\n"
+        guard case .success = Path.makeDirectories(settings.logDirectory),
+              case .success(let fd) = FD.open(Path.join(settings.logDirectory, "svctool.log"),
+                                              O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode: 0o640) else { return }
+        _ = FD.writeAll(fd, Array(line.utf8))
+        FD.close(fd)
     }
 
     /// Writes a blueprint; the shared variables (control/global_vars) come first.
