@@ -94,6 +94,14 @@ public struct NetstringStream {
         return b == UInt8(ascii: ",") ? .success(()) : .failure(.missingComma)
     }
 
+    /// Reads and drops `count` bytes (an oversized field is refused without being kept).
+    public mutating func skip(_ count: Int) -> Result<Void, NetstringError> {
+        for _ in 0..<max(0, count) {
+            guard source() != nil else { return .failure(.truncated) }
+        }
+        return .success(())
+    }
+
     /// `count` bytes, failing at end of input.
     public mutating func bytes(_ count: Int) -> Result<[UInt8], NetstringError> {
         var out: [UInt8] = []

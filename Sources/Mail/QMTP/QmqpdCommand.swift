@@ -57,9 +57,17 @@ public struct QmqpdCommand: Command {
         var addresses: [[UInt8]] = []
         repeat {
             guard case .success(let n) = stream.length() else { submission.abandon(); return fail() }
-            guard case .success(let bytes) = stream.bytes(n) else { submission.abandon(); return fail() }
+            var bytes: [UInt8] = []
+            if n >= 1000 {
+                guard case .success = stream.skip(n) else { submission.abandon(); return fail() }
+                addressesOK = false
+            } else {
+                guard case .success(let b) = stream.bytes(n) else { submission.abandon(); return fail() }
+                bytes = b
+                if b.contains(0) { addressesOK = false }
+            }
             guard case .success = stream.comma() else { submission.abandon(); return fail() }
-            if n >= 1000 || bytes.contains(0) { addressesOK = false; addresses.append([]) } else { addresses.append(bytes) }
+            addresses.append(bytes)
         } while outerLeft > 0
         inOuter = false
         guard case .success = stream.comma() else { submission.abandon(); return fail() }

@@ -106,9 +106,12 @@ public struct QmtpdCommand: Command {
             var sender: [UInt8] = []
             switch stream.length() {
             case .failure: submission.abandon(); return sawEOF ? 0 : ExitCode.permanent
+            case .success(let n) where n >= 1000:
+                guard case .success = stream.skip(n) else { submission.abandon(); return 0 }
+                senderOK = false
             case .success(let n):
                 guard case .success(let bytes) = stream.bytes(n) else { submission.abandon(); return 0 }
-                if n >= 1000 || bytes.contains(0) { senderOK = false } else { sender = bytes }
+                if bytes.contains(0) { senderOK = false } else { sender = bytes }
             }
             guard case .success = stream.comma() else { submission.abandon(); return sawEOF ? 0 : ExitCode.permanent }
 
@@ -134,19 +137,26 @@ public struct QmtpdCommand: Command {
                     guard len <= Netstring.maximumLength else { submission.abandon(); return ExitCode.temporary }
                 }
                 guard digits > 0, len < bigLength else { submission.abandon(); return ExitCode.permanent }
-                guard case .success(let address) = stream.bytes(len) else { submission.abandon(); return 0 }
                 var failure: RecipientFailure? = nil
+                var address: [UInt8] = []
                 if len + (relayClient?.count ?? 0) >= 1000 {
+                    guard case .success = stream.skip(len) else { submission.abandon(); return 0 }
                     failure = .tooLong
-                } else if address.contains(0) {
-                    failure = .nul
-                } else if let relayClient {
-                    recipients.append(address + relayClient)
                 } else {
-                    switch rcpthosts.allows(address) {
-                    case .failure(let e): submission.abandon(); return diag.fatal(ExitCode.temporary, "\(e)")
-                    case .success(false): failure = .notAllowedHost
-                    case .success(true): recipients.append(address)
+                    guard case .success(let bytes) = stream.bytes(len) else { submission.abandon(); return 0 }
+                    address = bytes
+                }
+                if failure == nil {
+                    if address.contains(0) {
+                        failure = .nul
+                    } else if let relayClient {
+                        recipients.append(address + relayClient)
+                    } else {
+                        switch rcpthosts.allows(address) {
+                        case .failure(let e): submission.abandon(); return diag.fatal(ExitCode.temporary, "\(e)")
+                        case .success(false): failure = .notAllowedHost
+                        case .success(true): recipients.append(address)
+                        }
                     }
                 }
                 failures.append(failure)
