@@ -310,6 +310,19 @@ import Testing
         #expect(!history.contains("--dumpconfig"))
     }
 
+    @Test func recontrolFollowsANewHostName() {
+        let t = SvctoolTree()
+        #expect(t.svctool(["--config=qmail", "--hostname=mx.example.org"]).exitCode == 0)
+        t.box.write("etc/control/rcpthosts", "mx.example.org\nlocalhost\nkeep.example\n")
+        let r = t.svctool(["--config=recontrol", "--hostname=mail.other.net"])
+        #expect(r.exitCode == 0, "\(r.err)")
+        #expect(t.read("etc/control/me") == "mail.other.net\n")
+        #expect(t.read("etc/control/defaultdomain") == "other.net\n")
+        #expect(t.read("etc/control/rcpthosts") == "mail.other.net\nlocalhost\nkeep.example\n")
+        #expect(t.read("etc/control/smtpgreeting") == "mail.other.net (NO UCE) ESMTP IndiMail\n")
+        #expect(t.read("etc/control/global_vars/DEFAULT_DOMAIN") == "other.net\n")
+    }
+
     @Test func selfSignedCertificate() throws {
         try #require(peer("/usr/bin/openssl") != nil, "openssl missing")
         let t = SvctoolTree()

@@ -16,8 +16,9 @@ struct SvctoolConfig {
         case "cert": return cert()
         case "add-boot": return addBoot()
         case "rm-boot": return removeBoot()
+        case "recontrol": return recontrol()
         default:
-            return diag.fatal(ExitCode.permanent, "unsupported --config=\(what) (users, qmail, cert, add-boot, rm-boot)")
+            return diag.fatal(ExitCode.permanent, "unsupported --config=\(what) (users, qmail, cert, add-boot, rm-boot, recontrol)")
         }
     }
 
@@ -129,6 +130,50 @@ struct SvctoolConfig {
         }
         tool.say("control files in \(settings.controlDirectory) for \(host)")
         return 0
+    }
+
+    /// --config=recontrol: the control files follow a new host name or domain (a container
+    /// started under another name): the host-named files get the new host, lines that named
+    /// the old host in locals, rcpthosts, smtpgreeting and nodnscheck are rewritten.
+    func recontrol() -> Int32 {
+        let host = hostname()
+        let parts = host.split(separator: ".")
+        let domain = options.value("default-domain") ?? (parts.count > 1 ? parts.dropFirst().joined(separator: ".") : host)
+        let control = ControlFiles(directory: settings.controlDirectory)
+        let old = (try? control.value("me").get()) ?? nil
+        func write(_ name: String, _ text: String, in dir: String? = nil) -> Int32 {
+            let path = Path.join(dir ?? settings.controlDirectory, name)
+            if case .success(let now) = FD.readFile(path), now == Array(text.utf8) { return 0 }
+            if case .failure(let e) = Path.makeDirectories(Path.dirname(path)) { return diag.fatal(e) }
+            if case .failure(let e) = ServiceWriter.writeFile(path, text, mode: 0o644) { return diag.fatal(e) }
+            tool.say("updated \(path)")
+            return 0
+        }
+        for name in ["me", "defaulthost", "envnoathost", "localiphost"] {
+            if case let code = write(name, host + "\n"), code != 0 { return code }
+        }
+        for name in ["defaultdomain", "plusdomain"] {
+            if case let code = write(name, domain + "\n"), code != 0 { return code }
+        }
+        for name in ["locals", "rcpthosts", "smtpgreeting", "nodnscheck"] {
+            guard case .success(let bytes) = FD.readFile(control.path(name)) else { continue }
+            var lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            if lines.last == "" { lines.removeLast() }
+            if let old, old != host {
+                lines = lines.map { line in
+                    for prefix in [old, "@" + old] where line.hasPrefix(prefix) {
+                        let rest = line.dropFirst(prefix.count)
+                        if rest.isEmpty || rest.first == " " { return (prefix.hasPrefix("@") ? "@" : "") + host + rest }
+                    }
+                    return line
+                }
+            }
+            if (name == "locals" || name == "rcpthosts") && !lines.contains(host) { lines.insert(host, at: 0) }
+            if case let code = write(name, lines.map { $0 + "\n" }.joined()), code != 0 { return code }
+        }
+        let globals = settings.globalVariables
+        if case let code = write("DEFAULT_DOMAIN", domain + "\n", in: globals), code != 0 { return code }
+        return write("QMAILDEFAULTHOST", host + "\n", in: globals)
     }
 
     // MARK: certificate
