@@ -266,6 +266,29 @@ import Testing
         #expect(t.svctool(["--set-variable=X", "--service-name=missing"]).exitCode == 100)
     }
 
+    @Test func saveAndRestoreAllVariables() {
+        let t = SvctoolTree()
+        #expect(t.svctool(["--qmtp=209"]).exitCode == 0)
+        #expect(t.svctool(["--svscanlog"]).exitCode == 0)
+        #expect(t.svctool(["--queueParam=defaultqueue"]).exitCode == 0)
+        #expect(t.svctool(["--save-variables"]).exitCode == 0)
+        for dir in ["service/qmail-qmtpd.209/variables", "service/.svscan/variables", "etc/control/defaultqueue"] {
+            #expect(t.read(dir + "/.variables").contains("="), "\(dir)")
+        }
+        let before = t.variables("qmail-qmtpd.209")
+        t.box.write("service/qmail-qmtpd.209/variables/PORT", "1\n")
+        t.box.write("service/qmail-qmtpd.209/variables/STRAY", "x\n")
+        #expect(t.svctool(["--restore-variables", "--service-name=qmail-qmtpd.209"]).exitCode == 0)
+        #expect(t.variables("qmail-qmtpd.209") == before)
+        t.box.write("service/.svscan/variables/SCANINTERVAL", "5\n")
+        #expect(t.svctool(["--restore-all-variables"]).exitCode == 0)
+        #expect(t.read("service/.svscan/variables/SCANINTERVAL") == "300\n")
+        let all = t.svctool(["--print-all-variables"])
+        #expect(all.exitCode == 0)
+        #expect(all.out.contains("environment variables for \(t.serviceDirectory)/qmail-qmtpd.209 ")
+                && all.out.contains("environment variables for \(t.serviceDirectory)/.svscan "))
+    }
+
     @Test func queueParamConfigAndBoot() throws {
         let t = SvctoolTree()
         #expect(t.svctool(["--queueParam=defaultqueue", "--qbase=\(t.queueBase)", "--qcount=3"]).exitCode == 0)

@@ -55,8 +55,69 @@ struct ServiceVariables {
     var options: SvctoolOptions { tool.options }
     var diag: Diagnostics { tool.diag }
 
+    /// Every variables directory svctool manages: each service's (and .svscan's), and the
+    /// control/defaultqueue envdir.
+    func allVariableDirectories() -> [(title: String, dir: String)] {
+        let root = tool.settings.serviceDirectory
+        var out: [(String, String)] = []
+        for name in ((try? Path.entries(root).get()) ?? []).sorted() where !name.hasPrefix(".") || name == ".svscan" {
+            let dir = Path.join(Path.join(root, name), "variables")
+            if Path.isDirectory(dir) { out.append((Path.join(root, name), dir)) }
+        }
+        let queue = Path.join(tool.settings.controlDirectory, "defaultqueue")
+        if Path.isDirectory(queue) { out.append((queue, queue)) }
+        return out
+    }
+
+    /// Makes `dir` hold exactly what `file` lists (the restore of --restore-variables).
+    func restore(_ dir: String, from file: String) -> Int32 {
+        guard case .success(let text) = FD.readFile(file) else {
+            return diag.fatal(ExitCode.permanent, "env file \(file) doesn't exist")
+        }
+        let wanted = VariablesFile.parse(String(decoding: text, as: UTF8.self))
+        let saved = Path.status(dir)?.st_mode ?? 0o550
+        chmod(dir, (saved & 0o7777) | 0o700)
+        defer { chmod(dir, saved & 0o7777) }
+        for (name, value) in wanted {
+            if case .failure(let e) = ServiceWriter.writeFile(Path.join(dir, name), value.fileBytes, mode: 0o640) { return diag.fatal(e) }
+        }
+        let names = Set(wanted.map(\.name))
+        for name in (try? Path.entries(dir).get()) ?? [] where !name.hasPrefix(".") && !names.contains(name) {
+            unlink(Path.join(dir, name))
+        }
+        tool.say("restored \(dir) from \(file)")
+        return 0
+    }
+
     func run() -> Int32 {
-        if case .printVariables = options.action { return printVariables() }
+        switch options.action {
+        case .printVariables: return printVariables()
+        case .printAllVariables:
+            var status: Int32 = 0
+            for (title, dir) in allVariableDirectories() {
+                let code = printVariables(dir: dir, title: title)
+                if code != 0 { status = code }
+            }
+            return status
+        case .saveVariables:
+            for (_, dir) in allVariableDirectories() {
+                let saved = Path.status(dir)?.st_mode ?? 0o550
+                chmod(dir, (saved & 0o7777) | 0o700)
+                let code = export(dir, to: Path.join(dir, ".variables"))
+                chmod(dir, saved & 0o7777)
+                if code != 0 { return code }
+                tool.say("exported \(dir)")
+            }
+            return 0
+        case .restoreAllVariables:
+            var status: Int32 = 0
+            for (_, dir) in allVariableDirectories() where Path.isRegularFile(Path.join(dir, ".variables")) {
+                let code = restore(dir, from: Path.join(dir, ".variables"))
+                if code != 0 { status = code }
+            }
+            return status
+        default: break
+        }
         guard let service = options.value("service-name") else {
             return diag.fatal(ExitCode.permanent, "service name not specified (--service-name=NAME)")
         }
@@ -71,6 +132,8 @@ struct ServiceVariables {
         defer { chmod(dir, saved & 0o7777) }
 
         switch options.action {
+        case .restoreVariables:
+            return restore(dir, from: Path.join(dir, ".variables"))
         case .setVariable(let name), .modifyVariable(let name):
             guard valid(name) else { return diag.fatal(ExitCode.permanent, "invalid variable name: \(name)") }
             let path = Path.join(dir, name)
@@ -151,6 +214,10 @@ struct ServiceVariables {
         } else {
             return diag.fatal(ExitCode.permanent, "service name or envdir has to be specified")
         }
+        return printVariables(dir: dir, title: title)
+    }
+
+    func printVariables(dir: String, title: String) -> Int32 {
         guard Path.isDirectory(dir) else {
             return diag.fatal(ExitCode.permanent, "\(title): this service has no configured variables")
         }

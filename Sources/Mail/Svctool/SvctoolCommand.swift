@@ -91,7 +91,7 @@ struct Svctool {
         case .refreshsvc(let which): return ServiceManagement(tool: self).refresh(which)
         case .autorefresh(let spec): return ServiceManagement(tool: self).autorefresh(spec)
         case .setVariable, .modifyVariable, .unsetVariable, .removeVariable, .importVariables, .exportVariables,
-             .printVariables:
+             .printVariables, .printAllVariables, .saveVariables, .restoreVariables, .restoreAllVariables:
             return ServiceVariables(tool: self).run()
         case .dumpconfig: return ServiceManagement(tool: self).dumpConfig()
         case .backup(let dir): return ServiceManagement(tool: self).backup(dir)
@@ -102,7 +102,7 @@ struct Svctool {
     /// reference keeps a history of its invocations; a log that cannot be written is ignored.
     func record() {
         switch options.action {
-        case .help, .version, .template, .printVariables, .dumpconfig, .exportVariables: return
+        case .help, .version, .template, .printVariables, .printAllVariables, .dumpconfig, .exportVariables: return
         default: break
         }
         let line = "\(ReceivedHeader.date822(seconds: time(nil)).dropLast()) \(factory.commandLine)\n"

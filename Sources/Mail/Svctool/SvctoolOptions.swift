@@ -20,6 +20,10 @@ public enum SvctoolAction: Equatable, Sendable {
     case importVariables(String)
     case exportVariables(String)
     case printVariables
+    case printAllVariables
+    case saveVariables
+    case restoreVariables
+    case restoreAllVariables
     case dumpconfig
     case backup(String)
     case template(String)
@@ -65,7 +69,8 @@ public struct SvctoolOptions: Equatable, Sendable {
         "autorefresh", "set-variable", "modify-variable", "unset-variable", "remove-variable",
         "import-variables", "export-variables", "backup", "template",
     ]
-    static let actionFlags: Set<String> = ["svscanlog", "print-variables", "dumpconfig", "help", "version"]
+    static let actionFlags: Set<String> = ["svscanlog", "print-variables", "print-all-variables", "save-variables",
+                                           "restore-variables", "restore-all-variables", "dumpconfig", "help", "version"]
     /// Settings that take a value.
     static let valued: Set<String> = [
         "servicedir", "qbase", "qcount", "qstart", "cntrldir", "sysconfdir", "localip", "maxdaemons", "maxperip",
@@ -131,6 +136,10 @@ public struct SvctoolOptions: Equatable, Sendable {
                 switch name {
                 case "svscanlog": chosen = .svscanlog
                 case "print-variables": chosen = .printVariables
+                case "print-all-variables": chosen = .printAllVariables
+                case "save-variables": chosen = .saveVariables
+                case "restore-variables": chosen = .restoreVariables
+                case "restore-all-variables": chosen = .restoreAllVariables
                 case "dumpconfig": chosen = .dumpconfig
                 case "help": chosen = .help
                 default: chosen = .version
