@@ -314,6 +314,10 @@ import Testing
         #expect(t.svctool(["--config=rm-boot", "--unitdir=\(units)"]).exitCode == 0)
         #expect(!Path.exists(Path.join(units, "svscan.service")))
         #expect(t.svctool(["--config=bogus"]).exitCode == 100)
+        // Without --servicedir or SERVICEDIR, control/servicedir.conf says where services go.
+        t.box.write("etc/control/servicedir.conf", t.box.at("elsewhere") + "\n")
+        #expect(t.svctool(["--qmqp=628"], extra: ["SERVICEDIR": ""]).exitCode == 0)
+        #expect(Path.isDirectory(t.box.at("elsewhere/qmail-qmqpd.628")))
 
         let dump = t.svctool(["--dumpconfig"])
         #expect(dump.exitCode == 0 && dump.out.contains("---- me ----\nedited\n"))

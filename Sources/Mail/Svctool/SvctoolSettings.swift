@@ -25,11 +25,20 @@ public struct SvctoolSettings: Sendable {
             paths = SuitePaths(environment: e)
         }
         sysconfDirectory = paths.sysconfDirectory
-        serviceDirectory = options.value("servicedir") ?? paths.serviceDirectory
         if let c = options.value("cntrldir") {
             controlDirectory = Path.join(sysconfDirectory, c)
         } else {
             controlDirectory = paths.controlDirectory
+        }
+        // The service directory: the option, SERVICEDIR, control/servicedir.conf, /service.
+        if let s = options.value("servicedir") {
+            serviceDirectory = s
+        } else if env.nonEmpty("SERVICEDIR") != nil {
+            serviceDirectory = paths.serviceDirectory
+        } else if case .success(let s?) = ControlFiles(directory: controlDirectory).value("servicedir.conf"), !s.isEmpty {
+            serviceDirectory = s
+        } else {
+            serviceDirectory = paths.serviceDirectory
         }
         controlDirectoryChosen = options.value("cntrldir") != nil || env.nonEmpty("CONTROLDIR") != nil
             || options.value("sysconfdir") != nil || env.nonEmpty("SYSCONFDIR") != nil
