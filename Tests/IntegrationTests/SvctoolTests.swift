@@ -294,6 +294,11 @@ import Testing
         #expect(t.svctool(["--queueParam=defaultqueue", "--qbase=\(t.queueBase)", "--qcount=3"]).exitCode == 0)
         #expect(t.read("etc/control/defaultqueue/QUEUE_COUNT") == "3\n")
         #expect(t.read("etc/control/defaultqueue/QMAILQUEUE") == t.prefix + "/sbin/qmail-multi\n")
+        #expect(readText(t.box.at("etc/control/global_vars/QUEUE_COUNT")) == "3\n")
+        #expect(t.read("etc/control/defaultqueue/.envdir") == t.control + "/global_vars\n")
+        #expect(t.svctool(["--queueParam=defaultqueue", "--death=100000", "--force"]).exitCode == 0)
+        #expect(t.read("etc/control/global_vars/DEATH") == "100000\n")
+        #expect(t.read("etc/control/global_vars/OSSIFIED") == "150000\n")
 
         let config = t.svctool(["--config=qmail", "--hostname=mx.example.org"])
         #expect(config.exitCode == 0, "\(config.err)")

@@ -197,6 +197,29 @@ struct Svctool {
             }
         }
         _ = ServiceWriter.writeFile(Path.join(dir, ".options"), factory.commandLine + "\n", mode: 0o644)
+        if case let code = ensureGlobalVariables(), code != 0 { return code }
+        let globals = settings.globalVariables
+        if !Path.exists(Path.join(dir, ".envdir")) {
+            _ = ServiceWriter.writeFile(Path.join(dir, ".envdir"), globals + "\n", mode: 0o644)
+        }
+        // The queue collection becomes everyone's default: global_vars links to these files
+        // unless it already has its own.
+        if !options.flag("no-multi") {
+            for name in ["QUEUE_BASE", "QUEUE_COUNT", "QUEUE_START"] {
+                let link = Path.join(globals, name)
+                if Path.status(link, followLinks: false) == nil { symlink(Path.join(dir, name), link) }
+            }
+        }
+        // --death: how long a message may stay queued; OSSIFIED is half as long again.
+        if let death = options.value("death").flatMap({ Int($0) }) {
+            let deathFile = Path.join(globals, "DEATH"), ossified = Path.join(globals, "OSSIFIED")
+            if death == 86400 {
+                unlink(deathFile); unlink(ossified)
+            } else if !Path.exists(deathFile) || options.flag("force") {
+                _ = ServiceWriter.writeFile(deathFile, "\(death)\n", mode: 0o644)
+                _ = ServiceWriter.writeFile(ossified, "\(death + death / 2)\n", mode: 0o644)
+            }
+        }
         say("created \(dir)")
         return 0
     }

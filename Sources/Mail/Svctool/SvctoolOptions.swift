@@ -78,7 +78,7 @@ public struct SvctoolOptions: Equatable, Sendable {
         "variable-value", "envdir", "default-domain", "spamfilter", "rbl", "routes", "initcmd", "scanint",
         "postmaster", "common_name", "validity_days", "certdir", "owner", "group", "mode", "msgqsize",
         "deliverylimit-count", "deliverylimit-size", "overquota_mailsize", "logfilter", "hostname", "unitdir",
-        "qhpsi", "viruscheck", "databytes", "qmailqueue", "qmailsmtpd", "dkverify", "dksign", "private_key",
+        "qhpsi", "viruscheck", "databytes", "qmailqueue", "qmailsmtpd", "dkverify", "dksign", "private_key", "death",
     ]
     /// Switches.
     static let switches: Set<String> = [
@@ -178,7 +178,7 @@ public struct SvctoolOptions: Equatable, Sendable {
             return .success(())
         }
         for name in ["qcount", "qstart", "maxdaemons", "maxperip", "memory", "dmemory", "min-free", "scanint",
-                     "validity_days", "msgqsize", "databytes"] {
+                     "validity_days", "msgqsize", "databytes", "death"] {
             if case .failure(let e) = number(name) { return .failure(e) }
         }
         if let c = values["qcount"], Int(c) == 0 { return .failure(.invalid("--qcount must be at least 1")) }
