@@ -125,6 +125,11 @@ import Testing
         #expect(t.svctool(["--qmqp=628"]).exitCode == 0)
         #expect(t.svctool(["--delivery=slow", "--qcount=1", "--qtype=compat"]).exitCode == 0)
         #expect(t.svctool(["--svscanlog", "--scanint=60"]).exitCode == 0)
+        let slowq = t.svctool(["--slowq", "--qbase=\(t.queueBase)"])
+        #expect(slowq.exitCode == 0 && slowq.out.contains("Creating delivery only slowq"), "\(slowq.err)")
+        #expect(Path.isDirectory(t.box.at("queue/slowq/ratelimit")))
+        #expect(t.variables("slowq-send")["QUEUEDIR"] == t.queueBase + "/slowq\n")
+        #expect(t.variables("slowq-send")["RATELIMIT_DIR"] == t.queueBase + "/slowq/ratelimit\n")
         var scripts: [String] = []
         for name in (try? Path.entries(t.serviceDirectory).get()) ?? [] {
             for file in ["run", "log/run", "shutdown"] {
@@ -132,7 +137,7 @@ import Testing
                 if Path.exists(path) { scripts.append(path) }
             }
         }
-        #expect(scripts.count == 16, "\(scripts)")
+        #expect(scripts.count == 18, "\(scripts)")
         for script in scripts {
             let check = run(["/bin/sh", "-n", script])
             #expect(check.exitCode == 0, "\(script): \(check.err)")
@@ -148,7 +153,7 @@ import Testing
     }
 
     @Test func servicesTemplatesMatchTheRepository() {
-        for template in ["smtp", "smtps", "submission", "qmtp", "qmqp", "qmail-send", "log", "svscan-shutdown"] {
+        for template in ["smtp", "smtps", "submission", "qmtp", "qmqp", "qmail-send", "slowq", "log", "svscan-shutdown"] {
             let printed = run([Build.indimail, "svctool", "--template=\(template)"])
             #expect(printed.exitCode == 0)
             let stored = readText(Path.join(Self.templatesDirectory, template + ".run"))

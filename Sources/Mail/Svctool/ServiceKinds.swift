@@ -242,6 +242,21 @@ public struct ServiceFactory {
         return b
     }
 
+    /// --slowq: slowq-send on the rate-limited queue QBASE/slowq, with the delivery variables.
+    public func slowq() -> ServiceBlueprint {
+        var b = delivery(ident: "slowq")
+        let name = "slowq-send"
+        b.name = name
+        b.logRun = logRun(name, "slowq")
+        b.logDirectory = Path.join(settings.logDirectory, "slowq")
+        b.run = ServiceTemplate.slowq.render(common(name, logName: "slowq"))
+        for v in ["QUEUE_BASE", "QUEUE_COUNT", "QUEUE_START", "MSGQSIZE"] { b.variables.removeAll { $0.name == v } }
+        b.set("QMAILQUEUE", .unset)
+        b.set("QUEUEDIR", .value(Path.join(settings.queueBase, "slowq")))
+        b.set("RATELIMIT_DIR", .value(Path.join(settings.queueBase, "slowq/ratelimit")))
+        return b
+    }
+
     /// --svscanlog: .svscan/ with svscan's own logger, its variables and the shutdown script.
     public func svscanlog() -> ServiceBlueprint {
         let values = common(".svscan", logName: "svscan")

@@ -5,6 +5,7 @@
 public enum ServiceTemplate: String, CaseIterable, Sendable {
     case smtp, smtps, submission, qmtp, qmqp
     case qmailSend = "qmail-send"
+    case slowq
     case log
     case svscanShutdown = "svscan-shutdown"
 
@@ -24,6 +25,7 @@ public enum ServiceTemplate: String, CaseIterable, Sendable {
         case .qmqp: return Self.networkText("QMQP listener (trusted clients only): qmail-qmqpd under tcpserver.",
                                             rules: "tcp.qmqp.cdb", program: "qmail-qmqpd")
         case .qmailSend: return Self.sendText
+        case .slowq: return Self.slowqText
         case .log: return Self.logText
         case .svscanShutdown: return Self.shutdownText
         }
@@ -114,6 +116,25 @@ public enum ServiceTemplate: String, CaseIterable, Sendable {
         export defaultdelivery
         @ULIMIT@exec @PREFIX@/bin/envdir variables sh -c 'exec @PREFIX@/bin/softlimit @MSGQ@-m $SOFT_MEM -o 1024 \\
         @PREFIX@/sbin/qscheduler @QTYPE@ "$defaultdelivery"'
+
+        """
+
+    private static let slowqText = heading("slow delivery: slowq-start runs slowq-send on the rate-limited queue QUEUEDIR.",
+                                           "slowq.run") + """
+        exec 2>&1
+        if [ -s variables/CONTROLDIR ]; then
+            cntrl_dir=$(head -n 1 variables/CONTROLDIR)
+        else
+            cntrl_dir=@CONTROLDIR@
+        fi
+        if [ -f "$cntrl_dir/defaultdelivery" ]; then
+            defaultdelivery=$(head -n 1 "$cntrl_dir/defaultdelivery")
+        else
+            defaultdelivery="./Maildir/"
+        fi
+        export defaultdelivery
+        exec @PREFIX@/bin/envdir variables sh -c 'exec @PREFIX@/bin/softlimit -m $SOFT_MEM -o 1024 \\
+        @PREFIX@/sbin/slowq-start "$defaultdelivery"'
 
         """
 

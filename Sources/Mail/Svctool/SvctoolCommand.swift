@@ -85,6 +85,18 @@ struct Svctool {
             return install(factory.delivery(ident: ident))
         case .queueParam(let name): return queueParam(name)
         case .svscanlog: return install(factory.svscanlog())
+        case .slowq:
+            let queue = Path.join(settings.queueBase, "slowq")
+            if case .failure(let e) = Path.makeDirectories(settings.queueBase) { return diag.fatal(e) }
+            if !Path.isDirectory(Path.join(queue, "lock")) || options.flag("force") {
+                say("Creating Queue \(queue)")
+                let split = context.environment.nonEmpty("CONFSPLIT") ?? "151"
+                let code = runSelf(["queue-fix", "-s", split, "-b", "0", "-r", queue], quiet: true)
+                if code != 0 { return diag.fatal(ExitCode.temporary, "queue-fix \(queue) failed with status \(code)") }
+            }
+            say("Creating delivery only slowq")
+            dkimSigningFilter()
+            return install(factory.slowq())
         case .config(let what): return SvctoolConfig(tool: self).run(what)
         case .rmsvc(let list): return ServiceManagement(tool: self).disable(list)
         case .ensvc(let list): return ServiceManagement(tool: self).enable(list)

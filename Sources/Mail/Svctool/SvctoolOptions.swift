@@ -8,6 +8,7 @@ public enum SvctoolAction: Equatable, Sendable {
     case delivery(ident: String)
     case queueParam(name: String)
     case svscanlog
+    case slowq
     case config(String)
     case rmsvc([String])
     case ensvc([String])
@@ -69,7 +70,7 @@ public struct SvctoolOptions: Equatable, Sendable {
         "autorefresh", "set-variable", "modify-variable", "unset-variable", "remove-variable",
         "import-variables", "export-variables", "backup", "template",
     ]
-    static let actionFlags: Set<String> = ["svscanlog", "print-variables", "print-all-variables", "save-variables",
+    static let actionFlags: Set<String> = ["svscanlog", "slowq", "print-variables", "print-all-variables", "save-variables",
                                            "restore-variables", "restore-all-variables", "dumpconfig", "help", "version"]
     /// Settings that take a value.
     static let valued: Set<String> = [
@@ -135,6 +136,7 @@ public struct SvctoolOptions: Equatable, Sendable {
                 guard value == nil else { return .failure(.takesNoValue(name)) }
                 switch name {
                 case "svscanlog": chosen = .svscanlog
+                case "slowq": chosen = .slowq
                 case "print-variables": chosen = .printVariables
                 case "print-all-variables": chosen = .printAllVariables
                 case "save-variables": chosen = .saveVariables
