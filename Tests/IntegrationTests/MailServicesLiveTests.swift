@@ -120,6 +120,34 @@ import Testing
         #expect(run([Build.indimail, "qmailctl", "bogus"], environment: ctlEnv).exitCode == 1)
     }
 
+    /// The SMTP run script with a stand-in daemon (qmail-smtpd is another helper's): it waits
+    /// for rcpthosts, then tcpserver hands each connection to the program with the AUTH
+    /// arguments and the variables in its environment.
+    @Test func smtpRunScriptStartsTheListener() throws {
+        let t = SvctoolTree()
+        let sv = SvscanUnderTest(box: t.box)
+        defer { sv.stop() }
+        let fake = t.box.write("fake-smtpd", "#!/bin/sh\necho \"220 fake $1 $3 STARTTLS=${STARTTLS-unset} REQUIREAUTH=${REQUIREAUTH-unset}\"\n",
+                               mode: 0o755)
+        _ = Path.makeDirectories(t.control)
+        t.box.write("etc/tcp/tcp.smtp", ":allow\n")
+        #expect(run([Build.indimail, "tcprules", t.box.at("etc/tcp/tcp.smtp.cdb"), t.box.at("etc/tcp/tcp.smtp.tmp")],
+                    stdin: Array(":allow\n".utf8)).exitCode == 0)
+        let port = freePort()
+        #expect(t.svctool(["--smtp=\(port)", "--skipsend", "--servicedir=\(sv.scanDirectory)", "--localip=127.0.0.1",
+                           "--forceauthsmtp", "--starttls", "--qmailsmtpd=\(fake)", "--memory=2000000000"]).exitCode == 0)
+        sv.start(environment: t.environment)
+        // No rcpthosts yet: the run script refuses, and says why in the log.
+        #expect(eventually { readText(t.box.at("log/smtpd.\(port)/current")).contains("Refusing to start SMTP listener") })
+        t.box.write("etc/control/rcpthosts", "example.org\n")
+        #expect(waitForListener(port, within: 15), "\(readText(t.box.at("log/smtpd.\(port)/current")))")
+        let greeting = String(decoding: exchange(port: port) ?? [], as: UTF8.self)
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, 255)
+        let name = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        #expect(greeting == "220 fake \(name) /bin/false STARTTLS= REQUIREAUTH=\n", "\(greeting)")
+    }
+
     @Test func svscanAsInitStopsAGeneratedTree() throws {
         let unshare = "/usr/bin/unshare"
         try #require(peer(unshare) != nil, "util-linux unshare missing")
