@@ -93,7 +93,7 @@ public struct ServiceFactory {
     func listenerBasics(_ b: inout ServiceBlueprint, port: String) {
         b.set("LOCALIP", .value(options.value("localip") ?? "0"))
         b.set("PORT", .value(port))
-        b.set("MAXDAEMONS", .value(options.value("maxdaemons") ?? "20"))
+        b.set("MAXDAEMONS", .value(options.value("maxdaemons") ?? "150"))
         b.set("MAXPERIP", .value(options.value("maxperip") ?? "10"))
         b.set("SOFT_MEM", .value(options.value("memory") ?? "52428800"))
     }
