@@ -323,6 +323,13 @@ import Testing
         #expect(unit.contains("Type=notify") && unit.contains("ExecStart=\(t.prefix)/sbin/svscan \(t.serviceDirectory)"))
         #expect(t.svctool(["--config=rm-boot", "--unitdir=\(units)"]).exitCode == 0)
         #expect(!Path.exists(Path.join(units, "svscan.service")))
+        // An installed service-templates/svscan.service is the one used, filled in.
+        let shared = t.box.directory("prefix/share/indimail/service-templates")
+        _ = run(["/bin/cp", Path.join(Self.templatesDirectory, "svscan.service"), shared])
+        #expect(t.svctool(["--config=add-boot", "--unitdir=\(units)"]).exitCode == 0)
+        let installed = readText(Path.join(units, "svscan.service"))
+        #expect(installed.contains("KillMode=mixed") && !installed.contains("@prefix@"))
+        #expect(installed.contains("ExecStart=\(t.prefix)/sbin/svscan \(t.serviceDirectory)\n"))
         #expect(t.svctool(["--config=bogus"]).exitCode == 100)
         // Without --servicedir or SERVICEDIR, control/servicedir.conf says where services go.
         t.box.write("etc/control/servicedir.conf", t.box.at("elsewhere") + "\n")

@@ -213,7 +213,27 @@ struct SvctoolConfig {
         options.value("unitdir") ?? tool.context.environment.nonEmpty("SYSTEMD_UNITDIR") ?? "/etc/systemd/system"
     }
 
+    /// The installed service-templates/svscan.service with its prefix and scan directory
+    /// filled in, or the built-in unit when none is installed.
     var unitText: String {
+        let installed = Path.join(settings.prefix, "share/indimail/service-templates/svscan.service")
+        if case .success(let bytes) = FD.readFile(installed) {
+            let text = String(decoding: bytes, as: UTF8.self)
+            return ServiceTemplate.substitute(text, ["prefix": settings.prefix])
+                .split(separator: "\n", omittingEmptySubsequences: false)
+                .map { line in
+                    // The scan directory appears as the operand of svscan and envdir.
+                    guard line.hasPrefix("ExecStart=") || line.hasPrefix("# ExecStart=") || line.hasPrefix("Description=") else {
+                        return String(line)
+                    }
+                    return String(line).replacingAll("/service", with: settings.serviceDirectory)
+                }
+                .joined(separator: "\n")
+        }
+        return builtInUnit
+    }
+
+    var builtInUnit: String {
         let svscan = settings.program("sbin", "svscan")
         return """
             # svscan as a systemd service, written by svctool --config=add-boot.
@@ -269,5 +289,19 @@ struct SvctoolConfig {
         if talksToSystemd { _ = tool.runProgram(["systemctl", "daemon-reload"]) }
         tool.say("removed \(unit)")
         return 0
+    }
+}
+
+extension String {
+    /// Every occurrence of `target` replaced (no Foundation).
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var out = ""
+        var rest = Substring(self)
+        while let i = rest.firstRange(of: target) {
+            out += rest[..<i.lowerBound] + replacement
+            rest = rest[i.upperBound...]
+        }
+        return out + rest
     }
 }
