@@ -35,7 +35,8 @@ import Testing
             "PATH": "\(t.prefix)/bin:\(t.prefix)/sbin:/bin:/usr/bin:/usr/sbin:/sbin\n",
         ]
         for (name, value) in expected { #expect(v[name] == value, "\(name): \(v[name] ?? "missing")") }
-        #expect(v[".options"]?.hasPrefix("svctool --qmtp=2209 ") == true)
+        #expect(v[".options"]?.contains(" svctool --qmtp=2209 ") == true)
+        #expect(v[".options"]?.hasPrefix("SYSCONFDIR=\(t.box.at("etc")) ") == true)
         let run = t.read(dir + "/run")
         #expect(run.contains("\(t.prefix)/bin/tcpserver -v -H -R -l $HOSTNAME"))
         #expect(run.contains("-x \(t.box.at("etc"))/tcp/tcp.qmtp.cdb"))
@@ -210,6 +211,12 @@ import Testing
         #expect(Path.exists(t.box.at("service/qmail-qmqpd.628/run")))
         #expect(t.svctool(["--autorefresh=1 \(dir)"]).exitCode == 0)
         #expect(!Path.exists(Path.join(dir, "variables/.norefreshsvc")))
+        // The stored environment wins over the refreshing one: same paths as at creation.
+        unlink(t.box.at("service/qmail-qmqpd.628/run"))
+        let otherLogs = t.box.at("other-logs")
+        #expect(t.svctool(["--refreshsvc=qmail-qmqpd.628"], extra: ["PREFIX": "/elsewhere", "LOGDIR": otherLogs]).exitCode == 0)
+        #expect(t.read("service/qmail-qmqpd.628/run").contains("\(t.prefix)/bin/tcpserver"))
+        #expect(t.read("service/qmail-qmqpd.628/log/run").contains("multilog t \(t.box.at("log"))/qmqpd.628"))
         // --force on a create: same in-place rewrite with the new options.
         #expect(t.svctool(["--qmtp=209", "--maxdaemons=8", "--force"]).exitCode == 0)
         #expect(t.variables("qmail-qmtpd.209")["MAXDAEMONS"] == "8\n")

@@ -12,8 +12,10 @@ public struct ServiceFactory {
         self.settings = settings
     }
 
+    /// `NAME=value ... svctool --option ...`: a shell command line that makes this again.
     var commandLine: String {
-        (["svctool"] + options.arguments).map(shellQuote).joined(separator: " ")
+        let assignments = settings.recordedEnvironment.map { "\($0.name)=" + shellQuote($0.value) }
+        return (assignments + (["svctool"] + options.arguments).map(shellQuote)).joined(separator: " ")
     }
 
     func tag(_ natural: String) -> String { options.value("servicetag") ?? natural }

@@ -87,6 +87,13 @@ struct ServiceManagement {
                 continue
             }
             var words = shellWords(String(decoding: stored, as: UTF8.self))
+            // Leading NAME=value words are the environment the service was made in.
+            var env = tool.context.environment
+            while let first = words.first, let eq = first.firstIndex(of: "="), !first.hasPrefix("-"),
+                  first[..<eq].allSatisfy({ $0.isUppercase || $0.isNumber || $0 == "_" }) {
+                env[String(first[..<eq])] = String(first[first.index(after: eq)...])
+                words.removeFirst()
+            }
             if let first = words.first, first.hasSuffix("svctool") { words.removeFirst() }
             // The refresh's own switches apply on top of what was stored.
             if !words.contains("--force") { words.append("--force") }
@@ -100,7 +107,6 @@ struct ServiceManagement {
                 continue
             }
             // The stored line keeps its own --servicedir; without one, the service's parent.
-            var env = tool.context.environment
             if options.value("servicedir") == nil { env["SERVICEDIR"] = Path.dirname(dir) }
             let settings = SvctoolSettings(options: options, environment: env)
             var context = tool.context

@@ -16,6 +16,16 @@ public struct SvctoolSettings: Sendable {
     public var queueStart: Int
     public var accounts: SuiteAccounts
     public var isRoot: Bool
+    /// The path and account variables this run was given, kept in front of the stored command
+    /// line (variables/.options) so a refresh rebuilds the same tree whatever its own
+    /// environment.
+    public var recordedEnvironment: [(name: String, value: String)]
+
+    static let recordedNames = [
+        "SYSCONFDIR", "CONTROLDIR", "ASSIGNDIR", "QMAILHOME", "QUEUE_BASE", "LOGDIR", "PREFIX", "CONFSPLIT",
+        "QMAILD_USER", "QMAILL_USER", "QMAILP_USER", "QMAILQ_USER", "QMAILR_USER", "QMAILS_USER", "ALIAS_USER",
+        "INDIMAIL_USER", "QMAIL_GROUP", "NOFILES_GROUP",
+    ]
 
     public init(options: SvctoolOptions, environment env: Environment) {
         var paths = SuitePaths(environment: env)
@@ -49,6 +59,7 @@ public struct SvctoolSettings: Sendable {
         queueStart = options.value("qstart").flatMap { Int($0) } ?? env.nonEmpty("QUEUE_START").flatMap { Int($0) } ?? 1
         accounts = SuiteAccounts(environment: env)
         isRoot = getuid() == 0
+        recordedEnvironment = Self.recordedNames.compactMap { name in env.nonEmpty(name).map { (name, $0) } }
     }
 
     /// control/global_vars: the variables every service shares through `.envdir`.
