@@ -374,6 +374,28 @@ import Testing
         #expect(t.read("etc/control/global_vars/DEFAULT_DOMAIN") == "other.net\n")
     }
 
+    @Test func systemMTAAlternatives() throws {
+        try #require(peer("/usr/bin/update-alternatives") != nil, "update-alternatives missing")
+        let t = SvctoolTree()
+        let root = t.box.directory("root")
+        for dir in ["etc/alternatives", "var/lib/dpkg/alternatives", "usr/sbin", "usr/bin", "usr/lib", "p/bin"] {
+            _ = t.box.directory("root/" + dir)
+        }
+        t.box.write("root/p/bin/sendmail", "#!/bin/sh\n", mode: 0o755)
+        t.box.write("root/p/bin/qmail-qread", "#!/bin/sh\n", mode: 0o755)
+        let env = ["PREFIX": "/p"]
+        #expect(t.svctool(["--config=add-alt", "--altroot=\(root)", "--silent"], extra: env).exitCode == 0)
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = readlink(t.box.at("root/etc/alternatives/mta"), &buffer, 255)
+        #expect(n > 0 && String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "/p/bin/sendmail")
+        #expect(Path.status(t.box.at("root/usr/bin/mailq"), followLinks: false) != nil)
+        #expect(Path.status(t.box.at("root/usr/bin/rmail"), followLinks: false) == nil)
+        #expect(t.svctool(["--config=remove-alt", "--altroot=\(root)", "--silent"], extra: env).exitCode == 0)
+        #expect(Path.status(t.box.at("root/usr/sbin/sendmail"), followLinks: false) == nil)
+        // Nothing to register without an installed sendmail.
+        #expect(t.svctool(["--config=add-alt", "--altroot=\(root)"], extra: ["PREFIX": "/absent"]).exitCode == 111)
+    }
+
     @Test func selfSignedCertificate() throws {
         try #require(peer("/usr/bin/openssl") != nil, "openssl missing")
         let t = SvctoolTree()

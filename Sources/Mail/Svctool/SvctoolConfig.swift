@@ -17,8 +17,10 @@ struct SvctoolConfig {
         case "add-boot": return addBoot()
         case "rm-boot": return removeBoot()
         case "recontrol": return recontrol()
+        case "add-alt": return alternatives(add: true)
+        case "remove-alt": return alternatives(add: false)
         default:
-            return diag.fatal(ExitCode.permanent, "unsupported --config=\(what) (users, qmail, cert, add-boot, rm-boot, recontrol)")
+            return diag.fatal(ExitCode.permanent, "unsupported --config=\(what) (users, qmail, cert, add-boot, rm-boot, recontrol, add-alt, remove-alt)")
         }
     }
 
@@ -204,6 +206,44 @@ struct SvctoolConfig {
         let client = Path.join(dir, "clientcert.pem")
         if !Path.exists(client) { symlink("servercert.pem", client) }
         tool.say("created \(pem) for CN=\(cn), valid \(days) days")
+        return 0
+    }
+
+    // MARK: alternatives
+
+    /// --config=add-alt / remove-alt: register the suite's sendmail (with mailq, rmail,
+    /// newaliases and /usr/lib/sendmail as followers) as the system MTA with
+    /// update-alternatives, or withdraw it. `--altroot` (the program's --root) lets the
+    /// whole registration happen inside another tree.
+    func alternatives(add: Bool) -> Int32 {
+        let candidates: [String] = ["/usr/bin/update-alternatives", "/usr/sbin/update-alternatives", "/usr/sbin/alternatives"]
+        let program = candidates.first { access($0, X_OK) == 0 }
+        guard let program else {
+            return diag.fatal(ExitCode.temporary, "update-alternatives not found: link /usr/sbin/sendmail to \(settings.program("bin", "sendmail")) by hand")
+        }
+        let sendmail = settings.program("bin", "sendmail")
+        var argv = [program]
+        if let root = options.value("altroot") { argv += ["--root", root] }
+        func inTree(_ path: String) -> String { Path.join(options.value("altroot") ?? "/", String(path.dropFirst())) }
+        if add {
+            guard Path.exists(inTree(sendmail)) else {
+                return diag.fatal(ExitCode.temporary, "\(sendmail) is not installed")
+            }
+            argv += ["--install", "/usr/sbin/sendmail", "mta", sendmail, "120"]
+            let followers: [(String, String, String)] = [
+                ("/usr/bin/mailq", "mta-mailq", settings.program("bin", "qmail-qread")),
+                ("/usr/bin/rmail", "mta-rmail", settings.program("bin", "irmail")),
+                ("/usr/bin/newaliases", "mta-newaliases", settings.program("bin", "inewaliases")),
+                ("/usr/lib/sendmail", "mta-sendmail", sendmail),
+            ]
+            for (link, name, target) in followers where Path.exists(inTree(target)) {
+                argv += ["--slave", link, name, target]
+            }
+        } else {
+            argv += ["--remove", "mta", sendmail]
+        }
+        let code = tool.runProgram(argv, quiet: options.flag("silent"))
+        guard code == 0 else { return diag.fatal(ExitCode.temporary, "update-alternatives failed with status \(code)") }
         return 0
     }
 

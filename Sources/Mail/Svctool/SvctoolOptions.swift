@@ -79,7 +79,7 @@ public struct SvctoolOptions: Equatable, Sendable {
         "variable-value", "envdir", "default-domain", "spamfilter", "rbl", "routes", "initcmd", "scanint",
         "postmaster", "common_name", "validity_days", "certdir", "owner", "group", "mode", "msgqsize",
         "deliverylimit-count", "deliverylimit-size", "overquota_mailsize", "logfilter", "hostname", "unitdir",
-        "qhpsi", "viruscheck", "databytes", "qmailqueue", "qmailsmtpd", "dkverify", "dksign", "private_key", "death",
+        "qhpsi", "viruscheck", "databytes", "qmailqueue", "qmailsmtpd", "dkverify", "dksign", "private_key", "death", "altroot",
     ]
     /// Switches.
     static let switches: Set<String> = [
