@@ -338,6 +338,9 @@ import Testing
         #expect(installed.contains("KillMode=mixed") && !installed.contains("@prefix@"))
         #expect(installed.contains("ExecStart=\(t.prefix)/sbin/svscan \(t.serviceDirectory)\n"))
         #expect(t.svctool(["--config=bogus"]).exitCode == 100)
+        // --queuefix repairs a queue with the installation's split.
+        let fixed = t.svctool(["--queuefix=\(t.box.at("fixme"))"])
+        #expect(fixed.exitCode == 0 && Path.isDirectory(t.box.at("fixme/mess/2")) && !Path.exists(t.box.at("fixme/mess/3")))
         // Without --servicedir or SERVICEDIR, control/servicedir.conf says where services go.
         t.box.write("etc/control/servicedir.conf", t.box.at("elsewhere") + "\n")
         #expect(t.svctool(["--qmqp=628"], extra: ["SERVICEDIR": ""]).exitCode == 0)

@@ -8,10 +8,12 @@ public struct SvctoolCommand: Command {
     public static let installDirectory = InstallDirectory.sbin
     public static let summary = "create and manage the mail services under SERVICEDIR"
 
-    static let synopsis = "svctool --smtp=PORT|--qmtp=PORT|--qmqp=PORT|--delivery=IDENT|--queueParam=NAME|--svscanlog|"
-        + "--config=users|qmail|cert|add-boot|rm-boot|--rmsvc=SVC|--ensvc=SVC|--refreshsvc=SVC|all|--autorefresh=\"0|1 SVC\"|"
-        + "--set-variable=N|--modify-variable=N|--unset-variable=N|--remove-variable=N|--import-variables=F|"
-        + "--export-variables=F|--print-variables|--dumpconfig|--backup=DIR [options] (see svctool(8))"
+    static let synopsis = "svctool --smtp=PORT|--qmtp=PORT|--qmqp=PORT|--delivery=IDENT|--slowq|--queueParam=NAME|--svscanlog|"
+        + "--config=users|qmail|cert|add-boot|rm-boot|recontrol|add-alt|remove-alt|--rmsvc=SVC|--ensvc=SVC|"
+        + "--refreshsvc=SVC|all|--autorefresh=\"0|1 SVC\"|--set-variable=N|--modify-variable=N|--unset-variable=N|"
+        + "--remove-variable=N|--import-variables=F|--export-variables=F|--print-variables|--print-all-variables|"
+        + "--save-variables|--restore-variables|--restore-all-variables|--dumpconfig|--backup=DIR|--queuefix=QUEUE|"
+        + "--template=KIND [options] (see svctool(8))"
 
     public static func run(_ context: CommandContext) -> Int32 {
         let diag = context.diagnostics
@@ -107,6 +109,12 @@ struct Svctool {
             return ServiceVariables(tool: self).run()
         case .dumpconfig: return ServiceManagement(tool: self).dumpConfig()
         case .backup(let dir): return ServiceManagement(tool: self).backup(dir)
+        case .queuefix(let queue):
+            // queue-fix with the installation's split; its report goes to the operator.
+            let split = context.environment.nonEmpty("CONFSPLIT") ?? "151"
+            let code = runSelf(["queue-fix", "-s", split, queue], quiet: options.flag("silent"))
+            return code == 0 ? 0 : diag.fatal(code == ExitCode.permanent ? ExitCode.permanent : ExitCode.temporary,
+                                               "queue-fix \(queue) failed with status \(code)")
         }
     }
 

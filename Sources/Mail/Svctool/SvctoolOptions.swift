@@ -27,6 +27,7 @@ public enum SvctoolAction: Equatable, Sendable {
     case restoreAllVariables
     case dumpconfig
     case backup(String)
+    case queuefix(String)
     case template(String)
     case help
     case version
@@ -68,7 +69,7 @@ public struct SvctoolOptions: Equatable, Sendable {
     static let actionsWithValue: Set<String> = [
         "smtp", "qmtp", "qmqp", "delivery", "queueParam", "config", "rmsvc", "ensvc", "refreshsvc",
         "autorefresh", "set-variable", "modify-variable", "unset-variable", "remove-variable",
-        "import-variables", "export-variables", "backup", "template",
+        "import-variables", "export-variables", "backup", "template", "queuefix",
     ]
     static let actionFlags: Set<String> = ["svscanlog", "slowq", "print-variables", "print-all-variables", "save-variables",
                                            "restore-variables", "restore-all-variables", "dumpconfig", "help", "version"]
@@ -130,6 +131,7 @@ public struct SvctoolOptions: Equatable, Sendable {
                 case "import-variables": chosen = .importVariables(value)
                 case "export-variables": chosen = .exportVariables(value)
                 case "backup": chosen = .backup(value)
+                case "queuefix": chosen = .queuefix(value)
                 default: chosen = .template(value)
                 }
             } else if actionFlags.contains(name) {
