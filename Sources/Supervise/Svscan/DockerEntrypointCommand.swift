@@ -89,7 +89,18 @@ public struct DockerEntrypointCommand: Command {
             _ = Spawn.run([Array("/bin/sh".utf8)], environment: env)
         }
         if let domain = invocation.domain {
-            diag.warning("mail domain reconfiguration (\(domain)) is not done by this entry point: use svctool")
+            // The mail layer owns the control files: svctool rewrites them for the new domain
+            // when it differs from control/defaultdomain.
+            let paths = SuitePaths(environment: env)
+            let current = (try? ControlFiles(paths: paths).value("defaultdomain").get()) ?? nil
+            if current != domain {
+                let svctool = Path.join(paths.prefix, "sbin/svctool")
+                let status = Spawn.run([svctool, "--config=recontrol", "--default-domain=\(domain)", "--silent"].map { Array($0.utf8) },
+                                       environment: env)
+                if case .success(.exited(0)) = status {} else {
+                    diag.warning("unable to reconfigure the mail domain to \(domain) with \(svctool)")
+                }
+            }
         }
 
         guard invocation.runsSvscan else {
