@@ -248,6 +248,12 @@ public struct InfoFile: Equatable, Sendable {
     public var qqeh: [UInt8]
     public var envelopeHeaders: [UInt8]
 
+    public init(sender: [UInt8], qqeh: [UInt8], envelopeHeaders: [UInt8]) {
+        self.sender = sender
+        self.qqeh = qqeh
+        self.envelopeHeaders = envelopeHeaders
+    }
+
     public static func parse(_ bytes: [UInt8]) -> InfoFile? {
         var sender: [UInt8]?
         var e: [UInt8] = [], h: [UInt8] = []
