@@ -135,6 +135,8 @@ final class Scheduler {
         }
         for fd in SendFD.reports + [SendFD.fromTodo] { FD.setNonBlocking(fd) }
         scanInfo()
+        // The first status line says the scheduler is up (and what it may use).
+        logStatus()
         loop(signals)
         shutdown()
         return ExitCode.success

@@ -1,0 +1,186 @@
+// qmail-start + qmail-send + todo-proc + qmail-clean against stand-in spawners: deliveries,
+// K/Z/D handling, retry times kept in channel-file mtimes, lifetime expiry, bounces (single,
+// double, triple), restart after a crash, orderly TERM, and a queue left consistent.
+import Core
+import Glibc
+import Testing
+
+@Suite("qmail-send", .serialized)
+struct QmailSendTests {
+    @Test("local and remote deliveries; K marks done, Z retries at the scheduled time, D bounces; lifetime ends it")
+    func lifecycle() throws {
+        let f = SendFixture(controls: ["virtualdomains": "vd.example:vuser\n"])
+        try #require(f.start() != nil)
+        let id = try #require(f.inject(from: "a@example.org", to: ["u1@test.local", "r1@remote.example", "fail1@test.local",
+                                                                    "defer1@test.local", "failv@vd.example"]))
+        #expect(f.waitForLog("delivery ", count: 5 + 5), "\(f.log)")  // 5 starting + 5 reports
+        #expect(f.waitForLog("deferral: deferred_by_stand-in./"))
+        let split = id % 3
+        #expect(f.delivered("u1@test.local")?.hasSuffix("Subject: test\n\nhello\n") == true)
+        let lines = f.deliveries.sorted()
+        #expect(lines == ["local \(split)/\(id) <a@example.org> u1@test.local",
+                          "remote \(split)/\(id) <a@example.org> r1@remote.example"])
+        // The log: preprocessing, then each delivery.
+        let log = f.log
+        #expect(log.contains("new msg \(id) queue\n"))
+        #expect(log.contains("info msg \(id): bytes "))
+        #expect(log.contains(" from <a@example.org> qp "))
+        #expect(log.contains(": msg \(id) to local u1@test.local queue\n"))
+        #expect(log.contains(": msg \(id) to remote r1@remote.example queue\n"))
+        #expect(log.contains(": msg \(id) to local vuser-failv@vd.example queue\n"))
+        #expect(log.contains(": failure: no_mailbox_here_by_that_name./Second_line./ queue\n"))
+        #expect(log.contains("status: local "))
+        // Channel files: remote finished and gone; local keeps defer1 as T, the others D.
+        #expect(eventually { !Path.exists(f.path("remote", id)) })
+        let local = String(decoding: contents(f.path("local", id)) ?? [], as: UTF8.self)
+        #expect(local == "Du1@test.local\0Dfail1@test.local\0Tdefer1@test.local\0Dvuser-failv@vd.example\0")
+        // bounce/<id>: one block per failure, the virtual-domain prefix removed.
+        let bounce = String(decoding: contents(f.path("bounce", id)) ?? [], as: UTF8.self)
+        #expect(bounce == "<fail1@test.local>:\nno mailbox here by that name.\nSecond line.\n\n"
+                + "<failv@vd.example>:\nno mailbox here by that name.\nSecond line.\n\n")
+        // Retry due time = birth + (floor(sqrt(age)) + 10)^2, kept as the local file's mtime.
+        let birth = try #require(f.mtime(f.path("info", id)))
+        let due = try #require(f.mtime(f.path("local", id)))
+        let now = Int64(time(nil))
+        // Written out here, independently of the implementation's RetrySchedule.
+        func retry(_ t: Int64) -> Int64 {
+            var root: Int64 = 0
+            while (root + 1) * (root + 1) <= t - birth { root += 1 }
+            return birth + (root + 10) * (root + 10)
+        }
+        let possible = Set((birth...now).map(retry))
+        #expect(possible.contains(due), "due \(due) birth \(birth)")
+
+        // Age the message to its last attempt: the deferral becomes a failure and the sender
+        // gets one bounce with both... three failures.
+        f.setMtime(f.path("info", id), now - 604800 - 10)
+        f.signal(SIGALRM)
+        #expect(f.waitForLog("bounce msg \(id) qp "), "\(f.log)")
+        #expect(f.waitForLog("end msg \(id) qmail-send: queue\n"))
+        #expect(eventually { f.delivered("a@example.org") != nil })
+        let text = try #require(f.delivered("a@example.org"))
+        #expect(text.hasPrefix("From <>\nReceived: indimail-mta queue "))
+        #expect(text.contains("\nX-Bounced-Address: fail1@test.local\nFrom: MAILER-DAEMON@test.local\nTo: a@example.org\nSubject: failure notice\n\nHi. This is the qmail-send program at test.local.\nI'm afraid I wasn't able to deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n\n<fail1@test.local>:\n"))
+        #expect(text.contains("<defer1@test.local>:\ndeferred by stand-in.\nI'm not going to try again; this message has been in the queue too long.\n\n--- Below this line is a copy of the message.\n\nReturn-Path: <a@example.org>\nReceived: indimail-mta queue "))
+        #expect(text.hasSuffix("Subject: test\n\nhello\n"))
+        #expect(f.log.contains(": failure: deferred_by_stand-in./I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long./ queue\n"))
+        // Everything is cleaned up, the bounce itself included.
+        #expect(eventually { f.leftovers.isEmpty }, "\(f.leftovers)")
+        let status = f.terminate()
+        #expect(status == .exited(0), "\(String(describing: status))\n\(f.log)")
+        #expect(f.log.contains("got TERM"))
+        let check = QueueTest.queueFix(["-N", "-s", "3", "-b", "0", f.queue])
+        #expect(check.exitCode == 0 && check.out.isEmpty, "\(check.out)")
+    }
+
+    @Test("double bounce goes to postmaster; doublebounceto '@' discards it; #@[] is a triple bounce")
+    func doubleAndTriple() throws {
+        let f = SendFixture()
+        try #require(f.start() != nil)
+        let double = try #require(f.inject(from: "", to: ["fail2@test.local"]))
+        #expect(eventually { f.delivered("postmaster@test.local") != nil }, "\(f.log)")
+        let text = f.delivered("postmaster@test.local") ?? ""
+        #expect(text.hasPrefix("From <#@[]>\n"))
+        #expect(text.contains("\nTo: postmaster@test.local\n"))
+        #expect(text.contains("I tried to deliver a bounce message to this address, but the bounce bounced!\n\n<fail2@test.local>:\n"))
+        #expect(text.contains("--- Below this line is the original bounce.\n\nReturn-Path: <>\n"))
+        #expect(f.waitForLog("end msg \(double) "))
+        let triple = try #require(f.inject(from: "#@[]", to: ["fail3@test.local"]))
+        #expect(f.waitForLog("triple bounce: discarding bounce/\(triple) queue\n"), "\(f.log)")
+        #expect(f.waitForLog("end msg \(triple) "))
+        // doublebounceto starting with @: discarded after a HUP rereads it.
+        f.sandbox.write("etc/control/doublebounceto", "@\n")
+        f.signal(SIGHUP)
+        #expect(f.waitForLog("got HUP"))
+        let dropped = try #require(f.inject(from: "", to: ["fail4@test.local"]))
+        #expect(f.waitForLog("double bounce: discarding bounce/\(dropped) queue\n"), "\(f.log)")
+        #expect(eventually { f.leftovers.isEmpty }, "\(f.leftovers)")
+        #expect(f.terminate() == .exited(0))
+    }
+
+    @Test("holdlocal keeps local deliveries queued until a HUP releases them; remote goes on")
+    func hold() throws {
+        let f = SendFixture(controls: ["holdlocal": "1\n"])
+        try #require(f.start() != nil)
+        let id = try #require(f.inject(from: "a@example.org", to: ["r@remote.example", "held@test.local"]))
+        #expect(eventually { f.delivered("r@remote.example") != nil })
+        #expect(f.waitForLog(" (held) "), "\(f.log)")
+        #expect(f.delivered("held@test.local") == nil && Path.exists(f.path("local", id)))
+        f.sandbox.write("etc/control/holdlocal", "0\n")
+        f.signal(SIGHUP)
+        #expect(eventually { f.delivered("held@test.local") != nil }, "\(f.log)")
+        #expect(eventually { f.leftovers.isEmpty })
+        #expect(f.terminate() == .exited(0))
+    }
+
+    @Test("a crash mid-delivery: after restart the message is delivered again (at least once), nothing lost")
+    func crashAndRestart() throws {
+        let f = SendFixture()
+        try #require(f.start() != nil)
+        let done = try #require(f.inject(from: "a@example.org", to: ["first@test.local"]))
+        #expect(f.waitForLog("end msg \(done) "))
+        let id = try #require(f.inject(from: "a@example.org", to: ["ok2@test.local", "slow@test.local"]))
+        #expect(eventually { Path.exists(Path.join(f.out, "slow@test.local.started")) }, "\(f.log)")
+        f.stopAll()  // kill -9 of the whole tree while slow@ is in flight
+        #expect(Path.exists(f.path("info", id)) && Path.exists(f.path("local", id)))
+        try #require(f.start() != nil)
+        f.signal(SIGALRM)
+        #expect(eventually { f.delivered("slow@test.local") != nil }, "\(f.log)")
+        #expect(eventually { f.leftovers.isEmpty }, "\(f.leftovers)")
+        let lines = f.deliveries
+        #expect(lines.filter { $0.hasSuffix(" first@test.local") }.count == 1)
+        #expect(lines.filter { $0.hasSuffix(" slow@test.local") }.count == 1)
+        #expect((1...2).contains(lines.filter { $0.hasSuffix(" ok2@test.local") }.count))
+        #expect(f.terminate() == .exited(0))
+        let check = QueueTest.queueFix(["-N", "-s", "3", "-b", "0", f.queue])
+        #expect(check.exitCode == 0 && check.out.isEmpty, "\(check.out)")
+    }
+
+    @Test("many messages, both channels, concurrency limited by the spawner's hello")
+    func many() throws {
+        let count = getenv("SOAK") != nil ? 1000 : 200
+        let f = SendFixture(environment: ["STANDIN_MAX": "3"])
+        try #require(f.start() != nil)
+        for i in 0..<count {
+            guard f.submit(from: "s\(i)@example.org", to: ["l\(i)@test.local", "r\(i)@remote.example"]) else {
+                Issue.record("injection \(i) failed")
+                return
+            }
+        }
+        #expect(f.waitForLog("end msg ", count: count, within: 120), "\(f.log.suffix(2000))")
+        #expect(f.deliveries.count == 2 * count)
+        #expect(eventually { f.leftovers.isEmpty })
+        // The spawner's limit of 3 caps both channels below their control-file defaults.
+        #expect(f.log.contains(" local 1/3 ") && !f.log.contains("/10 ") && !f.log.contains("/20 "))
+        #expect(f.terminate() == .exited(0))
+    }
+
+    @Test("second qmail-send on the same queue refuses; a spawner without hello stops qmail-start")
+    func refusals() throws {
+        let f = SendFixture()
+        let lock = open(Path.join(f.queue, "lock/sendmutex"), O_RDWR)
+        defer { close(lock) }
+        #expect(flock(lock, LOCK_EX | LOCK_NB) == 0)
+        let second = run(["/bin/sh", "-c", "exec \"$0\" 0>&1", Path.join(f.bin, "qmail-send")], environment: f.environment)
+        #expect(second.exitCode == 111)
+        #expect(second.out == "alert: qmail-send: queue: cannot start: instance already running\n")
+        flock(lock, LOCK_UN)
+        var env = f.environment
+        env["QMAILLSPAWN"] = "/bin/true"
+        let start = run([Path.join(f.bin, "qmail-start"), "./Maildir/"], environment: env, timeout: 15)
+        #expect(start.exitCode == 111)
+        #expect(start.out.contains("alert: qmail-send: queue: cannot start: hath the daemon spawn no fire?\n"), "\(start.out)")
+    }
+
+    @Test("qmail-clean: foop removes intd+mess, todo removes intd+todo, bad requests get x")
+    func clean() throws {
+        let sandbox = Sandbox()
+        let q = QueueTest.makeQueue(sandbox)
+        for path in ["mess/1/100", "intd/100", "todo/200", "intd/200", "mess/2/200"] { sandbox.write("queue/" + path, "x") }
+        let r = run([Build.indimail, "qmail-clean"], stdin: Array("foop/100\0todo/200\0todo/7\0junk/1\0x\0foop/abc\0".utf8),
+                    environment: ["QUEUEDIR": q, "CONFSPLIT": "3", "BIGTODO": "0"])
+        #expect(r.exitCode == 0)
+        #expect(r.out == "+++xxx")
+        #expect(QueueTest.messageFiles(q).filter { !$0.hasPrefix("lock") } == ["mess/2/200"])
+    }
+}
