@@ -172,6 +172,46 @@ struct QmailSendTests {
         #expect(start.out.contains("alert: qmail-send: queue: cannot start: hath the daemon spawn no fire?\n"), "\(start.out)")
     }
 
+    @Test("split todo (BIGTODO=1), QIDENT in delivery numbers, qqeh kept in info and handed to the spawner")
+    func bigTodoAndExtras() throws {
+        let f = SendFixture(controls: ["holdlocal": "1\n"], environment: ["QIDENT": "7"], bigTodo: true)
+        try #require(f.start() != nil)
+        #expect(f.submit(from: "q@example.org", to: ["x1@test.local"], environment: ["QQEH": "X-QQEH: 1"]))
+        #expect(f.waitForLog("info msg "), "\(f.log)")
+        let newLine = try #require(f.log.split(separator: "\n").first { $0.hasPrefix("new msg ") })
+        let id = try #require(UInt64(newLine.split(separator: " ")[2]))
+        // Held: the preprocessed files can be looked at; todo and intd are gone.
+        #expect(contents(f.path("info", id)) == Array("Fq@example.org\0eX-QQEH: 1\n\0".utf8))
+        #expect(contents(f.path("local", id)) == Array("Tx1@test.local\0".utf8))
+        #expect(f.leftovers.filter { $0.hasPrefix("todo/") || $0.hasPrefix("intd/") }.isEmpty, "\(f.leftovers)")
+        f.sandbox.write("etc/control/holdlocal", "0\n")
+        f.signal(SIGHUP)
+        #expect(eventually { f.delivered("x1@test.local") != nil }, "\(f.log)")
+        #expect(f.delivered("x1@test.local.fields") == "qqeh=X-QQEH: 1\n\nenvh=\n")
+        #expect(f.waitForLog("delivery 1.7: success: "))
+        #expect(f.log.contains("starting delivery 1.7: msg \(id) to local x1@test.local queue\n"))
+        #expect(eventually { f.leftovers.isEmpty })
+        #expect(f.terminate() == .exited(0))
+    }
+
+    @Test("TERM lets a running delivery finish, then qmail-send and all its helpers exit")
+    func orderlyStop() throws {
+        let f = SendFixture()
+        let tree = try #require(f.start())
+        #expect(f.submit(from: "a@example.org", to: ["nap1@test.local"]))
+        #expect(f.waitForLog("starting delivery 1: "), "\(f.log)")
+        let group = tree.pid
+        #expect(f.terminate() == .exited(0))
+        #expect(kill(-group, 0) != 0)
+        let log = f.log
+        #expect(log.contains("delivery 1: success: delivered_by_stand-in. queue\n"), "\(log)")
+        #expect(f.delivered("nap1@test.local") != nil)
+        let lines = log.split(separator: "\n")
+        let term = try #require(lines.firstIndex { $0.contains("got TERM") })
+        let success = try #require(lines.firstIndex { $0.hasPrefix("delivery 1: success") })
+        #expect(term < success)
+    }
+
     @Test("qmail-clean: foop removes intd+mess, todo removes intd+todo, bad requests get x")
     func clean() throws {
         let sandbox = Sandbox()

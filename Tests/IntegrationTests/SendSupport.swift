@@ -6,8 +6,9 @@ import Glibc
 
 /// The stand-in spawner. Hello with STANDIN_MAX (default 500), then per command: a local
 /// part containing "defer" → Z, "fail" → D (two lines of text), "slow" → the first time
-/// leave a `<rcpt>.started` marker and hang, otherwise K after appending the message (led
-/// by `From <sender>`) to `$STANDIN_DIR/<rcpt>` and a line to `$STANDIN_DIR/deliveries`.
+/// leave a `<rcpt>.started` marker and hang, "nap" → a 1 s pause; otherwise K after
+/// appending the message (led by `From <sender>`) to `$STANDIN_DIR/<rcpt>`, the qqeh and
+/// envheader fields to `<rcpt>.fields`, and a line to `$STANDIN_DIR/deliveries`.
 let standInSpawner = #"""
 #!/usr/bin/python3
 import os, sys, time
@@ -35,6 +36,8 @@ while True:
         if b"slow" in local and not os.path.exists(marker):
             open(marker, "w").close()
             time.sleep(3600)
+        if b"nap" in local:
+            time.sleep(1)
         if b"defer" in local:
             report = b"Zdeferred by stand-in.\n"
         elif b"fail" in local:
@@ -44,6 +47,8 @@ while True:
                 body = f.read()
             with open(os.path.join(out, rcpt.decode()), "ab") as f:
                 f.write(b"From <" + sender + b">\n" + body)
+            with open(os.path.join(out, rcpt.decode() + ".fields"), "wb") as f:
+                f.write(b"qqeh=" + qqeh + b"\nenvh=" + envh + b"\n")
             with open(os.path.join(out, "deliveries"), "ab") as f:
                 f.write(chan.encode() + b" " + mess + b" <" + sender + b"> " + rcpt + b"\n")
             report = b"Kdelivered by stand-in."
@@ -59,8 +64,8 @@ final class SendFixture {
     var environment: [String: String]
     private(set) var send: BackgroundChild?
 
-    init(controls: [String: String] = [:], environment extra: [String: String] = [:]) {
-        queue = QueueTest.makeQueue(sandbox)
+    init(controls: [String: String] = [:], environment extra: [String: String] = [:], bigTodo: Bool = false) {
+        queue = QueueTest.makeQueue(sandbox, bigTodo: bigTodo)
         bin = sandbox.commandLinks(["qmail-start", "qmail-send", "qmail-clean", "todo-proc", "queue-fix"])
         _ = QueueTest.copy(Build.qmailQueue, to: sandbox, name: "qmail-queue")
         for name in ["qmail-lspawn", "qmail-rspawn"] { sandbox.write("bin/" + name, standInSpawner, mode: 0o755) }
@@ -73,7 +78,7 @@ final class SendFixture {
         environment = QueueTest.accounts.merging([
             "QMAILL_USER": "nobody", "NOFILES_GROUP": "nogroup",
             "QMAILHOME": sandbox.path, "SYSCONFDIR": sandbox.at("etc"), "CONTROLDIR": "control",
-            "QUEUEDIR": queue, "CONFSPLIT": "3", "BIGTODO": "0", "USE_FSYNC": "0",
+            "QUEUEDIR": queue, "CONFSPLIT": "3", "BIGTODO": bigTodo ? "1" : "0", "USE_FSYNC": "0",
             "PATH": bin + ":/usr/bin:/bin", "STANDIN_DIR": out, "QMAILQUEUE": Path.join(bin, "qmail-queue"),
         ]) { $1 }
         for (k, v) in extra { environment[k] = v }
@@ -148,12 +153,13 @@ final class SendFixture {
     }
 
     /// Injects with our qmail-queue; true when it accepted the message.
-    func submit(from sender: String, to recipients: [String], body: String = "Subject: test\n\nhello\n") -> Bool {
+    func submit(from sender: String, to recipients: [String], body: String = "Subject: test\n\nhello\n",
+                environment extra: [String: String] = [:]) -> Bool {
         var envelope = "F" + sender + "\0"
         for r in recipients { envelope += "T" + r + "\0" }
         envelope += "\0"
         let r = QueueTest.inject(sandbox, message: Array(body.utf8), envelope: Array(envelope.utf8), queue: queue,
-                                 environment: ["USE_FSYNC": "0"])
+                                 environment: ["USE_FSYNC": "0", "BIGTODO": environment["BIGTODO"] ?? "0"].merging(extra) { $1 })
         return r.exitCode == 0
     }
 
