@@ -212,6 +212,19 @@ struct QmailSendTests {
         #expect(term < success)
     }
 
+    @Test("ossified message files (no info, no todo, old atime) are removed at start; fresh ones stay")
+    func ossified() throws {
+        let f = SendFixture()
+        let old = f.sandbox.write("queue/mess/1/4", "orphan")
+        let fresh = f.sandbox.write("queue/mess/2/5", "being injected")
+        var times = [timespec(tv_sec: Int(time(nil)) - 200_000, tv_nsec: 0), timespec(tv_sec: Int(time(nil)) - 200_000, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, old, &times, 0) == 0)
+        try #require(f.start() != nil)
+        #expect(eventually { !Path.exists(old) })
+        #expect(Path.exists(fresh))
+        #expect(f.terminate() == .exited(0))
+    }
+
     @Test("qmail-clean: foop removes intd+mess, todo removes intd+todo, bad requests get x")
     func clean() throws {
         let sandbox = Sandbox()

@@ -69,6 +69,10 @@ final class Scheduler {
     var deliveryNumber: UInt64 = 0
     var readers = [SpawnReportReader(), SpawnReportReader()]
     var spawnAlive = [true, true]
+    /// Command bytes not yet taken by each spawner: no new delivery starts on a channel
+    /// until its spawner took the previous command, and we never block on a spawner
+    /// that is itself blocked writing reports to us.
+    var unsent: [[UInt8]] = [[], []]
     var todoReader = NulRecordReader()
     var todoAlive = true
     var exiting = false
@@ -133,7 +137,7 @@ final class Scheduler {
             alert("cannot start: unable to talk to todo-proc")
             return ExitCode.temporary
         }
-        for fd in SendFD.reports + [SendFD.fromTodo] { FD.setNonBlocking(fd) }
+        for fd in SendFD.reports + SendFD.commands + [SendFD.fromTodo] { FD.setNonBlocking(fd) }
         scanInfo()
         // The first status line says the scheduler is up (and what it may use).
         logStatus()
@@ -166,8 +170,13 @@ final class Scheduler {
     // MARK: the loop
 
     func loop(_ signals: SignalFD) {
+        var nextMessScan: Int64 = 0
         while true {
             let now = Self.now()
+            if !exiting && now >= nextMessScan {
+                removeOssified(now)
+                nextMessScan = now + 76431
+            }
             if !exiting {
                 while let id = finishing.popDue(now) { finish(id) }
                 for c in 0..<2 { dispatch(c, now) }
@@ -176,8 +185,12 @@ final class Scheduler {
             var fds = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: spawnAlive[0] ? SendFD.reports[0] : -1, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: spawnAlive[1] ? SendFD.reports[1] : -1, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: todoAlive ? SendFD.fromTodo : -1, events: Int16(POLLIN), revents: 0)]
-            let r = poll(&fds, 4, wakeUpIn(now))
+                       pollfd(fd: todoAlive ? SendFD.fromTodo : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: spawnAlive[0] && !unsent[0].isEmpty ? SendFD.commands[0] : -1,
+                              events: Int16(POLLOUT), revents: 0),
+                       pollfd(fd: spawnAlive[1] && !unsent[1].isEmpty ? SendFD.commands[1] : -1,
+                              events: Int16(POLLOUT), revents: 0)]
+            let r = poll(&fds, 6, wakeUpIn(now))
             if r < 0 {
                 if errno != EINTR { usleep(100_000) }
                 continue
@@ -185,6 +198,7 @@ final class Scheduler {
             if fds[0].revents != 0 { for s in signals.drain() { handle(signal: s) } }
             for c in 0..<2 where fds[c + 1].revents != 0 { readReports(c) }
             if fds[3].revents != 0 { readTodo() }
+            for c in 0..<2 where fds[c + 4].revents != 0 { flushCommands(c) }
         }
     }
 
@@ -192,7 +206,7 @@ final class Scheduler {
     func wakeUpIn(_ now: Int64) -> Int32 {
         if exiting { return 1000 }
         var earliest: Int64? = finishing.earliest
-        for c in 0..<2 where !config.hold[c] && used(c) < limit(c) {
+        for c in 0..<2 where !config.hold[c] && used(c) < limit(c) && unsent[c].isEmpty {
             if let due = pending[c].earliest { earliest = min(earliest ?? due, due) }
         }
         guard let earliest else { return 60_000 }
@@ -297,7 +311,7 @@ final class Scheduler {
 
     func dispatch(_ c: Int, _ now: Int64) {
         guard spawnAlive[c], !config.hold[c] else { return }
-        while let slot = freeSlot(c) {
+        while unsent[c].isEmpty, let slot = freeSlot(c) {
             if let id = active[c].first {
                 guard var job = jobs[c][id] else { active[c].removeFirst(); continue }
                 guard let index = job.entries[job.next...].firstIndex(where: { !$0.done }) else {
@@ -322,9 +336,9 @@ final class Scheduler {
         let channel = DeliveryChannel(rawValue: c) ?? .local
         let path = layout.relativePath(channel.area, id)
         let infoPath = layout.relativePath(.info, id)
-        guard let st = Path.status(infoPath), case .success(let infoBytes) = FD.readFile(infoPath),
-              let info = InfoFile.parse(infoBytes) else {
-            if errno == ENOENT && Path.status(infoPath) == nil { return }
+        // No info: the message was finished already (a second schedule entry for it).
+        guard let st = Path.status(infoPath) else { return }
+        guard case .success(let infoBytes) = FD.readFile(infoPath), let info = InfoFile.parse(infoBytes) else {
             warn("unable to stat \(infoPath); will try again later")
             pending[c].push(now + 60, id)
             return
@@ -362,7 +376,22 @@ final class Scheduler {
         let channel = DeliveryChannel(rawValue: c) ?? .local
         say(log.starting(delivery: deliveryNumber, id: job.id, channel: channel, recipient: recipient))
         logStatus()
-        if case .failure = FD.writeAll(SendFD.commands[c], command.bytes) { spawnDied(c) }
+        unsent[c] += command.bytes
+        flushCommands(c)
+    }
+
+    /// Writes what the spawner's pipe takes now; the rest waits for POLLOUT.
+    func flushCommands(_ c: Int) {
+        while spawnAlive[c] && !unsent[c].isEmpty {
+            let n = unsent[c].withUnsafeBytes { write(SendFD.commands[c], $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN { return }
+            if n <= 0 {
+                spawnDied(c)
+                return
+            }
+            unsent[c].removeFirst(n)
+        }
     }
 
     func readReports(_ c: Int) {
@@ -386,6 +415,7 @@ final class Scheduler {
         exiting = true
         // Deliveries in flight stay to do; they are tried again after a restart.
         for i in slots[c].indices { slots[c][i] = nil }
+        unsent[c] = []
     }
 
     func handle(_ c: Int, _ incoming: SpawnReport) {
@@ -459,6 +489,33 @@ final class Scheduler {
 
     // MARK: bounces and cleanup
 
+    /// Message files left by an injection that died (no info, no todo) and not touched
+    /// for OSSIFIED seconds are removed.
+    func removeOssified(_ now: Int64) {
+        let ossified = Int64(env["OSSIFIED"].map(QueueLayout.leadingNumber).flatMap { $0 > 0 ? $0 : nil } ?? 129600)
+        for split in 0..<layout.split {
+            guard case .success(let names) = Path.entries("mess/\(split)") else { continue }
+            for name in names {
+                guard let id = UInt64(name), let st = Path.status("mess/\(split)/\(name)"),
+                      now > Int64(st.st_atim.tv_sec) + ossified,
+                      !Path.exists(layout.relativePath(.info, id)), !Path.exists(layout.relativePath(.todo, id)) else { continue }
+                guard clean("foop/\(id)") else { return }
+            }
+        }
+    }
+
+    /// One qmail-clean request; false when qmail-clean is gone.
+    func clean(_ request: String) -> Bool {
+        guard case .success = FD.writeAll(SendFD.toClean, Array(request.utf8) + [0]),
+              case .success(let reply?) = cleanReplies.readByte() else {
+            alert("oh no! lost qmail-clean connection! dying...")
+            exiting = true
+            return false
+        }
+        if reply != UInt8(ascii: "+") { warn("qmail-clean unable to clean up \(request)") }
+        return true
+    }
+
     func addBounce(_ id: UInt64, recipient: [UInt8], report: [UInt8]) {
         let block = BounceText.block(recipient: config.rewriter.stripVirtualPrepend(recipient), report: report)
         let path = layout.relativePath(.bounce, id)
@@ -480,6 +537,8 @@ final class Scheduler {
             return
         }
         let infoPath = layout.relativePath(.info, id)
+        // Finished already (scheduled twice): nothing more to log or remove.
+        guard Path.exists(infoPath) else { return }
         if Path.exists(layout.relativePath(.bounce, id)) && !injectBounce(id) {
             finishing.push(Self.now() + 60, id)
             return
@@ -490,14 +549,7 @@ final class Scheduler {
             finishing.push(Self.now() + 60, id)
             return
         }
-        let request = Array("foop/\(id)".utf8) + [0]
-        guard case .success = FD.writeAll(SendFD.toClean, request),
-              case .success(let reply?) = cleanReplies.readByte() else {
-            alert("oh no! lost qmail-clean connection! dying...")
-            exiting = true
-            return
-        }
-        if reply != UInt8(ascii: "+") { warn("qmail-clean unable to clean up foop/\(id)") }
+        _ = clean("foop/\(id)")
     }
 
     /// The environment qmail-queue gets for a bounce.
