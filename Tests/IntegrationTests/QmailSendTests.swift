@@ -98,12 +98,14 @@ struct QmailSendTests {
         #expect(f.terminate() == .exited(0))
     }
 
-    @Test("holdlocal keeps local deliveries queued until a HUP releases them; remote goes on")
+    @Test("holdlocal keeps local deliveries queued until a HUP releases them; remote goes on; VERP")
     func hold() throws {
         let f = SendFixture(controls: ["holdlocal": "1\n"])
         try #require(f.start() != nil)
-        let id = try #require(f.inject(from: "a@example.org", to: ["r@remote.example", "held@test.local"]))
+        let id = try #require(f.inject(from: "list-@example.org-@[]", to: ["r@remote.example", "held@test.local"]))
         #expect(eventually { f.delivered("r@remote.example") != nil })
+        // VERP: the spawner sees the sender rewritten for this recipient.
+        #expect(f.deliveries == ["remote \(id % 3)/\(id) <list-r=remote.example@example.org> r@remote.example"])
         #expect(f.waitForLog(" (held) "), "\(f.log)")
         #expect(f.delivered("held@test.local") == nil && Path.exists(f.path("local", id)))
         f.sandbox.write("etc/control/holdlocal", "0\n")
@@ -212,17 +214,67 @@ struct QmailSendTests {
         #expect(term < success)
     }
 
-    @Test("ossified message files (no info, no todo, old atime) are removed at start; fresh ones stay")
+    @Test("ossified message files and envelopes (no info, no todo, old atime) are removed at start; fresh ones stay")
     func ossified() throws {
         let f = SendFixture()
         let old = f.sandbox.write("queue/mess/1/4", "orphan")
+        let envelope = f.sandbox.write("queue/intd/7", "u0\0p1\0Fa@b\0")
         let fresh = f.sandbox.write("queue/mess/2/5", "being injected")
         var times = [timespec(tv_sec: Int(time(nil)) - 200_000, tv_nsec: 0), timespec(tv_sec: Int(time(nil)) - 200_000, tv_nsec: 0)]
         #expect(utimensat(AT_FDCWD, old, &times, 0) == 0)
+        #expect(utimensat(AT_FDCWD, envelope, &times, 0) == 0)
         try #require(f.start() != nil)
-        #expect(eventually { !Path.exists(old) })
+        #expect(eventually { !Path.exists(old) && !Path.exists(envelope) })
         #expect(Path.exists(fresh))
         #expect(f.terminate() == .exited(0))
+    }
+
+    @Test("qmail-start: every pipe on the reference's descriptor numbers, accounts per daemon, logger, arguments")
+    func startWiring() throws {
+        let f = SendFixture()
+        let logger = "id -u > \(f.out)/logger.uid; exec cat > \(f.out)/activity"
+        let tree = try #require(f.start(["./Maildir/", "/bin/sh", "-c", logger], activityLog: Path.join(f.out, "activity")))
+        // Who is who: argv from /proc for every process of the tree.
+        var byRole: [String: pid_t] = [:]
+        for pid in processGroup(tree.pid) {
+            let argv = commandLine(pid)
+            let joined = argv.joined(separator: " ")
+            if joined.contains("qmail-lspawn") { byRole["lspawn"] = pid }
+            else if joined.contains("qmail-rspawn") { byRole["rspawn"] = pid }
+            else if argv.first == "qmail-clean" { byRole["clean-" + (argv.last ?? "")] = pid }
+            else if argv.first == "todo-proc" { byRole["todo"] = pid }
+            else if argv.first == "qmail-send" { byRole["send"] = pid }
+            else if argv.first == "cat" { byRole["logger"] = pid }
+        }
+        let roles = byRole.keys.sorted()
+        #expect(roles == ["clean-qmail-send", "clean-todo-proc", "logger", "lspawn", "rspawn", "send", "todo"], "\(roles)")
+        guard roles.count == 7, let send = byRole["send"], let todo = byRole["todo"] else { return }
+        #expect(send == tree.pid)
+        #expect(commandLine(send) == ["qmail-send", f.queue])
+        #expect(commandLine(todo) == ["todo-proc", f.queue])
+        func pipe(_ role: String, _ fd: Int) -> String? { byRole[role].flatMap { link("/proc/\($0)/fd/\(fd)") } }
+        let pairs: [(Int, String, Int)] = [(0, "logger", 0), (1, "lspawn", 0), (2, "lspawn", 1), (3, "rspawn", 0),
+                                           (4, "rspawn", 1), (5, "clean-qmail-send", 0), (6, "clean-qmail-send", 1),
+                                           (7, "todo", 0), (8, "todo", 1)]
+        for (fd, role, theirs) in pairs {
+            let mine = pipe("send", fd)
+            #expect(mine?.hasPrefix("pipe:") == true && mine == pipe(role, theirs), "send fd \(fd) vs \(role) fd \(theirs)")
+        }
+        #expect(pipe("todo", 2)?.hasPrefix("pipe:") == true && pipe("todo", 2) == pipe("clean-todo-proc", 0))
+        #expect(pipe("todo", 3)?.hasPrefix("pipe:") == true && pipe("todo", 3) == pipe("clean-todo-proc", 1))
+        // Accounts (the test maps every qmail account to nobody); lspawn stays root.
+        #expect(uid(byRole["lspawn"]) == 0)
+        for role in ["rspawn", "clean-qmail-send", "clean-todo-proc", "todo", "send", "logger"] {
+            #expect(uid(byRole[role]) == QueueTest.nobody, "\(role)")
+        }
+        #expect(f.delivered("logger.uid") == "\(QueueTest.nobody)\n")
+        // qmail-lspawn gets the default delivery; everything runs in QMAILHOME.
+        #expect(byRole["lspawn"].map { commandLine($0).suffix(2) } == ["./Maildir/", f.queue])
+        #expect(byRole["send"].flatMap { link("/proc/\($0)/cwd") } == f.queue)
+        #expect(byRole["lspawn"].flatMap { link("/proc/\($0)/cwd") } == f.sandbox.path)
+        #expect(f.terminate() == .exited(0))
+        #expect(f.log.isEmpty)
+        #expect(f.delivered("activity")?.hasSuffix("status: exiting queue\n") == true)
     }
 
     @Test("qmail-clean: foop removes intd+mess, todo removes intd+todo, bad requests get x")
@@ -236,4 +288,35 @@ struct QmailSendTests {
         #expect(r.out == "+++xxx")
         #expect(QueueTest.messageFiles(q).filter { !$0.hasPrefix("lock") } == ["mess/2/200"])
     }
+}
+
+/// Processes whose process group is `group`.
+func processGroup(_ group: pid_t) -> [pid_t] {
+    guard case .success(let names) = Path.entries("/proc") else { return [] }
+    return names.compactMap { name -> pid_t? in
+        guard let pid = pid_t(name), let stat = contents("/proc/\(name)/stat"),
+              let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = stat[(close + 2)...].split(separator: 32)
+        guard fields.count > 2, pid_t(String(decoding: fields[2], as: UTF8.self)) == group else { return nil }
+        return pid
+    }
+}
+
+func commandLine(_ pid: pid_t) -> [String] {
+    (contents("/proc/\(pid)/cmdline") ?? []).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+}
+
+func link(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink(path, &buffer, buffer.count - 1)
+    guard n > 0 else { return nil }
+    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+func uid(_ pid: pid_t?) -> uid_t? {
+    guard let pid, let status = contents("/proc/\(pid)/status") else { return nil }
+    for line in String(decoding: status, as: UTF8.self).split(separator: "\n") where line.hasPrefix("Uid:") {
+        return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap { uid_t($0) }
+    }
+    return nil
 }

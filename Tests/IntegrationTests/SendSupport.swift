@@ -89,11 +89,13 @@ final class SendFixture {
     /// qmail-start in its own process group, its output (qmail-send's log) to `logFile`;
     /// returns once qmail-send wrote its first status line (it then handles signals).
     @discardableResult
-    func start(_ arguments: [String] = ["./Maildir/"]) -> BackgroundChild? {
-        let before = occurrences(of: "status:", in: log)
+    /// With a logger in `arguments`, `activityLog` names the file it writes to.
+    func start(_ arguments: [String] = ["./Maildir/"], activityLog: String? = nil) -> BackgroundChild? {
+        let activity = { String(decoding: contents(activityLog ?? self.logFile) ?? [], as: UTF8.self) }
+        let before = occurrences(of: "status:", in: activity())
         send = BackgroundChild([Path.join(bin, "qmail-start")] + arguments, output: logFile,
                                environment: environment, newProcessGroup: true)
-        guard send != nil, waitForLog("status:", count: before + 1) else { return nil }
+        guard send != nil, eventually(within: 15, { occurrences(of: "status:", in: activity()) > before }) else { return nil }
         return send
     }
 

@@ -69,6 +69,7 @@ struct TodoProcessor {
     let sync: SyncSettings
     var settings: TodoSettings?
     var detached = false
+    var nextStaleScan = 0
     var trigger: Int32 = -1
     let cleanReplies = BufferedReader(fd: TodoProcCommand.fromClean, capacity: 64)
     let program = "todo-proc"
@@ -192,8 +193,36 @@ struct TodoProcessor {
         }
     }
 
+    /// Envelopes under construction whose qmail-queue died long ago (no todo, not touched
+    /// for OSSIFIED seconds) are removed; qmail-send later removes their message file.
+    mutating func removeStaleEnvelopes() -> Bool {
+        let ossified = Int(env["OSSIFIED"].map(QueueLayout.leadingNumber).flatMap { $0 > 0 ? $0 : nil } ?? 129600)
+        let now = Int(time(nil))
+        let dirs = layout.bigTodo ? (0..<layout.split).map { "intd/\($0)" } : ["intd"]
+        for dir in dirs {
+            guard case .success(let names) = Path.entries(dir) else { continue }
+            for name in names {
+                guard let id = UInt64(name), let st = Path.status(dir + "/" + name),
+                      now > Int(st.st_atim.tv_sec) + ossified, !Path.exists(layout.relativePath(.todo, id)) else { continue }
+                let request = Array(layout.relativePath(.todo, id).utf8) + [0]
+                guard case .success = FD.writeAll(TodoProcCommand.toClean, request),
+                      case .success(let reply?) = cleanReplies.readByte() else { return false }
+                if reply != UInt8(ascii: "+") { warn("qmail-clean unable to clean up \(dir)/\(name)") }
+            }
+        }
+        return true
+    }
+
     /// One pass over todo/: false when qmail-send or qmail-clean went away.
     mutating func scan() -> Bool {
+        let now = Int(time(nil))
+        if now >= nextStaleScan {
+            nextStaleScan = now + 76431
+            guard removeStaleEnvelopes() else {
+                say(log.alert(program, "oh no! lost qmail-clean connection! dying..."))
+                return false
+            }
+        }
         var ids: [UInt64] = []
         let dirs = layout.bigTodo ? (0..<layout.split).map { "todo/\($0)" } : ["todo"]
         for dir in dirs {
