@@ -277,6 +277,22 @@ struct QmailSendTests {
         #expect(f.delivered("activity")?.hasSuffix("status: exiting queue\n") == true)
     }
 
+    @Test("USR1 detaches todo-proc (new mail stays in todo/), USR2 attaches it again")
+    func detachAttach() throws {
+        let f = SendFixture()
+        try #require(f.start() != nil)
+        f.signal(SIGUSR1)
+        #expect(f.waitForLog("detached from qmail-send"), "\(f.log)")
+        #expect(f.submit(from: "d@example.org", to: ["det@test.local"]))
+        // The detach was logged before the injection: todo-proc does not scan now.
+        #expect(f.leftovers.contains { $0.hasPrefix("todo/") }, "\(f.leftovers)")
+        f.signal(SIGUSR2)
+        #expect(f.waitForLog("attached to qmail-send"))
+        #expect(eventually { f.delivered("det@test.local") != nil }, "\(f.log)")
+        #expect(eventually { f.leftovers.isEmpty })
+        #expect(f.terminate() == .exited(0))
+    }
+
     @Test("qmail-clean: foop removes intd+mess, todo removes intd+todo, bad requests get x")
     func clean() throws {
         let sandbox = Sandbox()
