@@ -10,7 +10,7 @@ struct QmailSendTests {
     @Test("local and remote deliveries; K marks done, Z retries at the scheduled time, D bounces; lifetime ends it")
     func lifecycle() throws {
         let f = SendFixture(controls: ["virtualdomains": "vd.example:vuser\n"])
-        try #require(f.start() != nil)
+        let tree = try #require(f.start())
         let id = try #require(f.inject(from: "a@example.org", to: ["u1@test.local", "r1@remote.example", "fail1@test.local",
                                                                     "defer1@test.local", "failv@vd.example"]))
         #expect(f.waitForLog("delivery ", count: 5 + 5), "\(f.log)")  // 5 starting + 5 reports
@@ -68,7 +68,7 @@ struct QmailSendTests {
         #expect(eventually { f.leftovers.isEmpty }, "\(f.leftovers)")
         let status = f.terminate()
         #expect(status == .exited(0), "\(String(describing: status))\n\(f.log)")
-        #expect(f.log.contains("got TERM"))
+        #expect(f.log.contains("alert: qmail-send: pid \(tree.pid) got TERM: queue\n"))
         let check = QueueTest.queueFix(["-N", "-s", "3", "-b", "0", f.queue])
         #expect(check.exitCode == 0 && check.out.isEmpty, "\(check.out)")
     }
@@ -282,12 +282,12 @@ struct QmailSendTests {
         let f = SendFixture()
         try #require(f.start() != nil)
         f.signal(SIGUSR1)
-        #expect(f.waitForLog("detached from qmail-send"), "\(f.log)")
+        #expect(f.waitForLog("got 'D' command: todo-proc detached: queue\n"), "\(f.log)")
         #expect(f.submit(from: "d@example.org", to: ["det@test.local"]))
         // The detach was logged before the injection: todo-proc does not scan now.
         #expect(f.leftovers.contains { $0.hasPrefix("todo/") }, "\(f.leftovers)")
         f.signal(SIGUSR2)
-        #expect(f.waitForLog("attached to qmail-send"))
+        #expect(f.waitForLog("got 'A' command: todo-proc attached: queue\n"))
         #expect(eventually { f.delivered("det@test.local") != nil }, "\(f.log)")
         #expect(eventually { f.leftovers.isEmpty })
         #expect(f.terminate() == .exited(0))

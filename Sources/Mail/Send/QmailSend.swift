@@ -217,16 +217,16 @@ final class Scheduler {
     func handle(signal: Int32) {
         switch signal {
         case SIGTERM:
-            alert("pid \(getpid()) got TERM")
+            say("alert: \(program): pid \(getpid()) got TERM: \(log.queueName)\n")
             exiting = true
         case SIGALRM:
-            alert("pid \(getpid()) got ALRM")
+            say("alert: \(program): pid \(getpid()) got ALRM: \(log.queueName)\n")
             let now = Self.now()
             pending[0].makeAllDue(now)
             pending[1].makeAllDue(now)
             finishing.makeAllDue(now)
         case SIGHUP:
-            alert("pid \(getpid()) got HUP")
+            say("alert: \(program): pid \(getpid()) got HUP: \(log.queueName)\n")
             switch SendConfig.load(control, queueName: log.queueName) {
             case .success(let c): config = c
             case .failure(let e): alert("unable to reread controls: \(e)")

@@ -176,18 +176,20 @@ struct TodoProcessor {
                 case UInt8(ascii: "X"): return .exit
                 case UInt8(ascii: "D"):
                     detached = true
-                    say("alert: \(program): pid \(getpid()) detached from qmail-send: \(log.queueName)\n")
+                    say("alert: \(program): pid \(getpid()) got 'D' command: todo-proc detached: \(log.queueName)\n")
                 case UInt8(ascii: "A"):
                     detached = false
-                    say("alert: \(program): pid \(getpid()) attached to qmail-send: \(log.queueName)\n")
+                    say("alert: \(program): pid \(getpid()) got 'A' command: todo-proc attached: \(log.queueName)\n")
                     outcome = .scan
                 case UInt8(ascii: "H"):
+                    say("alert: \(program): pid \(getpid()) got HUP: \(log.queueName)\n")
                     switch TodoSettings.load(env) {
                     case .success(let s): settings = s
                     case .failure(let e): say(log.alert(program, "unable to reread controls: \(e)"))
                     }
                     outcome = .scan
-                default: break
+                case UInt8(ascii: "C"): break
+                default: warn("qmail-send speaks an obscure dialect")
                 }
             }
         }
