@@ -76,6 +76,8 @@ struct QmailSendTests {
     @Test("double bounce goes to postmaster; doublebounceto '@' discards it; #@[] is a triple bounce")
     func doubleAndTriple() throws {
         let f = SendFixture()
+        // QUEUEDIR relative to QMAILHOME, as the reference allows: bounces must still find it.
+        f.environment["QUEUEDIR"] = "queue"
         try #require(f.start() != nil)
         let double = try #require(f.inject(from: "", to: ["fail2@test.local"]))
         #expect(eventually { f.delivered("postmaster@test.local") != nil }, "\(f.log)")
@@ -174,9 +176,10 @@ struct QmailSendTests {
         #expect(start.out.contains("alert: qmail-send: queue: cannot start: hath the daemon spawn no fire?\n"), "\(start.out)")
     }
 
-    @Test("split todo (BIGTODO=1), QIDENT in delivery numbers, qqeh kept in info and handed to the spawner")
+    @Test("split todo (BIGTODO=1), fsync on, QIDENT in delivery numbers, qqeh kept in info and handed to the spawner")
     func bigTodoAndExtras() throws {
-        let f = SendFixture(controls: ["holdlocal": "1\n"], environment: ["QIDENT": "7"], bigTodo: true)
+        // Also the default sync policy (fsync of every new queue file and its directory).
+        let f = SendFixture(controls: ["holdlocal": "1\n"], environment: ["QIDENT": "7", "USE_FSYNC": ""], bigTodo: true)
         try #require(f.start() != nil)
         #expect(f.submit(from: "q@example.org", to: ["x1@test.local"], environment: ["QQEH": "X-QQEH: 1"]))
         #expect(f.waitForLog("info msg "), "\(f.log)")

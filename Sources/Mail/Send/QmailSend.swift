@@ -555,6 +555,8 @@ final class Scheduler {
     /// The environment qmail-queue gets for a bounce.
     func bounceEnvironment() -> Environment {
         var e = env
+        // qmail-queue starts in our directory (the queue): a relative QUEUEDIR would miss.
+        if let here = Path.currentDirectory() { e.set("QUEUEDIR", Array(here.utf8)) }
         e.unset("SPAMFILTER")
         e.unset("FILTERARGS")
         if let q = env.nonEmpty("BOUNCEQUEUE") { e.set("QMAILQUEUE", Array(q.utf8)) }
