@@ -239,8 +239,8 @@ struct QmailSendTests {
         let tree = try #require(f.start(["./Maildir/", "/bin/sh", "-c", logger], activityLog: Path.join(f.out, "activity")))
         // Who is who: argv from /proc for every process of the tree.
         var byRole: [String: pid_t] = [:]
-        for pid in processGroup(tree.pid) {
-            let argv = commandLine(pid)
+        for pid in SendProcessTree.members(tree.pid) {
+            let argv = SendProcessTree.commandLine(pid)
             let joined = argv.joined(separator: " ")
             if joined.contains("qmail-lspawn") { byRole["lspawn"] = pid }
             else if joined.contains("qmail-rspawn") { byRole["rspawn"] = pid }
@@ -253,9 +253,9 @@ struct QmailSendTests {
         #expect(roles == ["clean-qmail-send", "clean-todo-proc", "logger", "lspawn", "rspawn", "send", "todo"], "\(roles)")
         guard roles.count == 7, let send = byRole["send"], let todo = byRole["todo"] else { return }
         #expect(send == tree.pid)
-        #expect(commandLine(send) == ["qmail-send", f.queue])
-        #expect(commandLine(todo) == ["todo-proc", f.queue])
-        func pipe(_ role: String, _ fd: Int) -> String? { byRole[role].flatMap { link("/proc/\($0)/fd/\(fd)") } }
+        #expect(SendProcessTree.commandLine(send) == ["qmail-send", f.queue])
+        #expect(SendProcessTree.commandLine(todo) == ["todo-proc", f.queue])
+        func pipe(_ role: String, _ fd: Int) -> String? { byRole[role].flatMap { SendProcessTree.link("/proc/\($0)/fd/\(fd)") } }
         let pairs: [(Int, String, Int)] = [(0, "logger", 0), (1, "lspawn", 0), (2, "lspawn", 1), (3, "rspawn", 0),
                                            (4, "rspawn", 1), (5, "clean-qmail-send", 0), (6, "clean-qmail-send", 1),
                                            (7, "todo", 0), (8, "todo", 1)]
@@ -266,15 +266,15 @@ struct QmailSendTests {
         #expect(pipe("todo", 2)?.hasPrefix("pipe:") == true && pipe("todo", 2) == pipe("clean-todo-proc", 0))
         #expect(pipe("todo", 3)?.hasPrefix("pipe:") == true && pipe("todo", 3) == pipe("clean-todo-proc", 1))
         // Accounts (the test maps every qmail account to nobody); lspawn stays root.
-        #expect(uid(byRole["lspawn"]) == 0)
+        #expect(SendProcessTree.uid(byRole["lspawn"]) == 0)
         for role in ["rspawn", "clean-qmail-send", "clean-todo-proc", "todo", "send", "logger"] {
-            #expect(uid(byRole[role]) == QueueTest.nobody, "\(role)")
+            #expect(SendProcessTree.uid(byRole[role]) == QueueTest.nobody, "\(role)")
         }
         #expect(f.delivered("logger.uid") == "\(QueueTest.nobody)\n")
         // qmail-lspawn gets the default delivery; everything runs in QMAILHOME.
-        #expect(byRole["lspawn"].map { commandLine($0).suffix(2) } == ["./Maildir/", f.queue])
-        #expect(byRole["send"].flatMap { link("/proc/\($0)/cwd") } == f.queue)
-        #expect(byRole["lspawn"].flatMap { link("/proc/\($0)/cwd") } == f.sandbox.path)
+        #expect(byRole["lspawn"].map { SendProcessTree.commandLine($0).suffix(2) } == ["./Maildir/", f.queue])
+        #expect(byRole["send"].flatMap { SendProcessTree.link("/proc/\($0)/cwd") } == f.queue)
+        #expect(byRole["lspawn"].flatMap { SendProcessTree.link("/proc/\($0)/cwd") } == f.sandbox.path)
         #expect(f.terminate() == .exited(0))
         #expect(f.log.isEmpty)
         #expect(f.delivered("activity")?.hasSuffix("status: exiting queue\n") == true)
@@ -309,33 +309,36 @@ struct QmailSendTests {
     }
 }
 
-/// Processes whose process group is `group`.
-func processGroup(_ group: pid_t) -> [pid_t] {
-    guard case .success(let names) = Path.entries("/proc") else { return [] }
-    return names.compactMap { name -> pid_t? in
-        guard let pid = pid_t(name), let stat = contents("/proc/\(name)/stat"),
-              let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let fields = stat[(close + 2)...].split(separator: 32)
-        guard fields.count > 2, pid_t(String(decoding: fields[2], as: UTF8.self)) == group else { return nil }
-        return pid
+/// Looking at a running process tree through /proc.
+enum SendProcessTree {
+    /// Processes whose process group is `group`.
+    static func members(_ group: pid_t) -> [pid_t] {
+        guard case .success(let names) = Path.entries("/proc") else { return [] }
+        return names.compactMap { name -> pid_t? in
+            guard let pid = pid_t(name), let stat = contents("/proc/\(name)/stat"),
+                  let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+            let fields = stat[(close + 2)...].split(separator: 32)
+            guard fields.count > 2, pid_t(String(decoding: fields[2], as: UTF8.self)) == group else { return nil }
+            return pid
+        }
     }
-}
 
-func commandLine(_ pid: pid_t) -> [String] {
-    (contents("/proc/\(pid)/cmdline") ?? []).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-}
-
-func link(_ path: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlink(path, &buffer, buffer.count - 1)
-    guard n > 0 else { return nil }
-    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-func uid(_ pid: pid_t?) -> uid_t? {
-    guard let pid, let status = contents("/proc/\(pid)/status") else { return nil }
-    for line in String(decoding: status, as: UTF8.self).split(separator: "\n") where line.hasPrefix("Uid:") {
-        return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap { uid_t($0) }
+    static func commandLine(_ pid: pid_t) -> [String] {
+        (contents("/proc/\(pid)/cmdline") ?? []).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
-    return nil
+
+    static func link(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink(path, &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func uid(_ pid: pid_t?) -> uid_t? {
+        guard let pid, let status = contents("/proc/\(pid)/status") else { return nil }
+        for line in String(decoding: status, as: UTF8.self).split(separator: "\n") where line.hasPrefix("Uid:") {
+            return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap { uid_t($0) }
+        }
+        return nil
+    }
 }

@@ -9,7 +9,7 @@ import Glibc
 /// leave a `<rcpt>.started` marker and hang, "nap" → a 1 s pause; otherwise K after
 /// appending the message (led by `From <sender>`) to `$STANDIN_DIR/<rcpt>`, the qqeh and
 /// envheader fields to `<rcpt>.fields`, and a line to `$STANDIN_DIR/deliveries`.
-let standInSpawner = #"""
+let sendStandInSpawner = #"""
 #!/usr/bin/python3
 import os, sys, time
 os.umask(0)
@@ -68,7 +68,7 @@ final class SendFixture {
         queue = QueueTest.makeQueue(sandbox, bigTodo: bigTodo)
         bin = sandbox.commandLinks(["qmail-start", "qmail-send", "qmail-clean", "todo-proc", "queue-fix"])
         _ = QueueTest.copy(Build.qmailQueue, to: sandbox, name: "qmail-queue")
-        for name in ["qmail-lspawn", "qmail-rspawn"] { sandbox.write("bin/" + name, standInSpawner, mode: 0o755) }
+        for name in ["qmail-lspawn", "qmail-rspawn"] { sandbox.write("bin/" + name, sendStandInSpawner, mode: 0o755) }
         out = sandbox.directory("out")
         chmod(out, 0o777)
         logFile = sandbox.at("log")
@@ -92,10 +92,10 @@ final class SendFixture {
     /// With a logger in `arguments`, `activityLog` names the file it writes to.
     func start(_ arguments: [String] = ["./Maildir/"], activityLog: String? = nil) -> BackgroundChild? {
         let activity = { String(decoding: contents(activityLog ?? self.logFile) ?? [], as: UTF8.self) }
-        let before = occurrences(of: "status:", in: activity())
+        let before = SendFixture.occurrences(of: "status:", in: activity())
         send = BackgroundChild([Path.join(bin, "qmail-start")] + arguments, output: logFile,
                                environment: environment, newProcessGroup: true)
-        guard send != nil, eventually(within: 15, { occurrences(of: "status:", in: activity()) > before }) else { return nil }
+        guard send != nil, eventually(within: 15, { SendFixture.occurrences(of: "status:", in: activity()) > before }) else { return nil }
         return send
     }
 
@@ -183,17 +183,17 @@ final class SendFixture {
     /// Waits until the log has at least `count` lines containing `text`.
     @discardableResult
     func waitForLog(_ text: String, count: Int = 1, within seconds: Double = 15) -> Bool {
-        eventually(within: seconds) { occurrences(of: text, in: self.log) >= count }
+        eventually(within: seconds) { SendFixture.occurrences(of: text, in: self.log) >= count }
     }
-}
 
-/// How many times `needle` occurs in `haystack` (non-overlapping).
-func occurrences(of needle: String, in haystack: String) -> Int {
-    let h = Array(haystack.utf8), n = Array(needle.utf8)
-    guard !n.isEmpty, h.count >= n.count else { return 0 }
-    var count = 0, i = 0
-    while i + n.count <= h.count {
-        if h[i] == n[0] && Array(h[i..<(i + n.count)]) == n { count += 1; i += n.count } else { i += 1 }
+    /// How many times `needle` occurs in `haystack` (non-overlapping).
+    static func occurrences(of needle: String, in haystack: String) -> Int {
+        let h = Array(haystack.utf8), n = Array(needle.utf8)
+        guard !n.isEmpty, h.count >= n.count else { return 0 }
+        var count = 0, i = 0
+        while i + n.count <= h.count {
+            if h[i] == n[0] && Array(h[i..<(i + n.count)]) == n { count += 1; i += n.count } else { i += 1 }
+        }
+        return count
     }
-    return count
 }
