@@ -296,6 +296,21 @@ struct QmailSendTests {
         #expect(f.terminate() == .exited(0))
     }
 
+    @Test("todo-proc died half-way (info written, todo still there): the message is preprocessed again, not lost")
+    func halfPreprocessed() throws {
+        let f = SendFixture()
+        #expect(f.submit(from: "h@example.org", to: ["half@test.local"]))
+        let mess = try #require(f.leftovers.first { $0.hasPrefix("mess/") })
+        let id = try #require(UInt64(Path.basename(mess)))
+        f.sandbox.write("queue/info/\(id % 3)/\(id)", "Fh@example.org\0")
+        try #require(f.start() != nil)
+        #expect(eventually { f.delivered("half@test.local") != nil }, "\(f.log)")
+        #expect(f.waitForLog("end msg \(id) "))
+        #expect(eventually { f.leftovers.isEmpty }, "\(f.leftovers)")
+        #expect(SendFixture.occurrences(of: "end msg \(id) ", in: f.log) == 1)
+        #expect(f.terminate() == .exited(0))
+    }
+
     @Test("qmail-clean: foop removes intd+mess, todo removes intd+todo, bad requests get x")
     func clean() throws {
         let sandbox = Sandbox()

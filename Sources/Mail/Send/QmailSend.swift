@@ -133,12 +133,13 @@ final class Scheduler {
             alert("cannot start: \(error)")
             return ExitCode.temporary
         }
+        for fd in SendFD.reports + SendFD.commands + [SendFD.fromTodo] { FD.setNonBlocking(fd) }
+        // Our view of info/ is complete before todo-proc may add to it.
+        scanInfo()
         if case .failure = FD.writeAll(SendFD.toTodo, [UInt8(ascii: "C")]) {
             alert("cannot start: unable to talk to todo-proc")
             return ExitCode.temporary
         }
-        for fd in SendFD.reports + SendFD.commands + [SendFD.fromTodo] { FD.setNonBlocking(fd) }
-        scanInfo()
         // The first status line says the scheduler is up (and what it may use).
         logStatus()
         loop(signals)
@@ -537,8 +538,10 @@ final class Scheduler {
             return
         }
         let infoPath = layout.relativePath(.info, id)
-        // Finished already (scheduled twice): nothing more to log or remove.
-        guard Path.exists(infoPath) else { return }
+        // Finished already (scheduled twice): nothing more to log or remove. A todo file
+        // means todo-proc has not finished with the message (it crashed half-way): it
+        // will be preprocessed again and announced.
+        guard Path.exists(infoPath), !Path.exists(layout.relativePath(.todo, id)) else { return }
         if Path.exists(layout.relativePath(.bounce, id)) && !injectBounce(id) {
             finishing.push(Self.now() + 60, id)
             return

@@ -149,8 +149,14 @@ struct TodoProcessor {
         return ExitCode.temporary
     }
 
+    /// TODO_INTERVAL, else the control file todointerval; nil (the 1500 s default) when
+    /// neither gives a positive number.
     static func todoInterval(_ env: Environment) -> Double? {
-        guard let text = env.nonEmpty("TODO_INTERVAL") else { return nil }
+        var text = env.nonEmpty("TODO_INTERVAL")
+        if text == nil, case .success(let value?) = ControlFiles(paths: SuitePaths(environment: env)).value("todointerval") {
+            text = value
+        }
+        guard let text else { return nil }
         let n = QueueLayout.leadingNumber(text)
         return n > 0 ? Double(n) : nil
     }
