@@ -104,7 +104,7 @@ final class SendFixture {
         guard let send else { return }
         kill(-send.pid, SIGKILL)
         _ = send.waitExit(within: 5)
-        eventually(within: 10) { kill(-send.pid, 0) != 0 }
+        eventually(within: 10) { SendFixture.liveMembers(of: send.pid).isEmpty }
         self.send = nil
     }
 
@@ -113,7 +113,7 @@ final class SendFixture {
         guard let send else { return nil }
         kill(send.pid, SIGTERM)
         let status = send.waitExit(within: 15)
-        eventually(within: 10) { kill(-send.pid, 0) != 0 }
+        eventually(within: 10) { SendFixture.liveMembers(of: send.pid).isEmpty }
         self.send = nil
         return status
     }
@@ -184,6 +184,20 @@ final class SendFixture {
     @discardableResult
     func waitForLog(_ text: String, count: Int = 1, within seconds: Double = 15) -> Bool {
         eventually(within: seconds) { SendFixture.occurrences(of: text, in: self.log) >= count }
+    }
+
+    /// Processes of process group `group` that have not exited (zombies waiting for
+    /// init to reap them do not count).
+    static func liveMembers(of group: pid_t) -> [pid_t] {
+        guard case .success(let names) = Path.entries("/proc") else { return [] }
+        return names.compactMap { name -> pid_t? in
+            guard let pid = pid_t(name), let stat = contents("/proc/\(name)/stat"),
+                  let close = stat.lastIndex(of: UInt8(ascii: ")")), close + 2 < stat.count else { return nil }
+            let fields = stat[(close + 2)...].split(separator: 32)
+            guard fields.count > 2, fields[0].first != UInt8(ascii: "Z"),
+                  pid_t(String(decoding: fields[2], as: UTF8.self)) == group else { return nil }
+            return pid
+        }
     }
 
     /// How many times `needle` occurs in `haystack` (non-overlapping).
