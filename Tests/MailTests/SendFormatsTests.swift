@@ -235,4 +235,30 @@ struct SendFormatsTests {
         put("concurrencylocal", "many\n")
         #expect((try? SendConfig.load(control, queueName: "queue1").get()) == nil)
     }
+
+    @Test("random bytes never crash the parsers of pipes and queue files")
+    func randomInput() {
+        var rng = SystemRandomNumberGenerator()
+        let rewriter = AddressRewriter(locals: ["a"], percentHack: ["b"], virtualDomains: [":x", ".c:y"], envNoAtHost: "h")
+        var reader = SpawnReportReader(), records = NulRecordReader(limit: 64)
+        for _ in 0..<2000 {
+            let n = Int.random(in: 0...40, using: &rng)
+            // A small alphabet makes separators and letters frequent.
+            let alphabet = b("\0@%.-TDFLXKZehu0123456789/")
+            let bytes = (0..<n).map { _ in Int.random(in: 0...3, using: &rng) == 0 ? UInt8.random(in: 0...255, using: &rng)
+                                                                                   : alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] }
+            _ = TodoRecord.parse(bytes)
+            _ = ChannelFile.parse(bytes)
+            _ = InfoFile.parse(bytes)
+            _ = CleanRequest.parse(bytes)
+            _ = reader.feed(bytes)
+            _ = records.feed(bytes)
+            _ = rewriter.rewrite(bytes)
+            _ = rewriter.stripVirtualPrepend(bytes)
+            _ = VERP.expand(sender: bytes, recipient: bytes.reversed())
+            _ = BounceText.block(recipient: bytes, report: bytes)
+            _ = BounceText.firstRecipient(bytes)
+            _ = LogText.safe(bytes)
+        }
+    }
 }
