@@ -311,6 +311,19 @@ struct QmailSendTests {
         #expect(f.terminate() == .exited(0))
     }
 
+    @Test("an envelope with an unknown record is left in todo/ with a warning; other mail flows")
+    func badEnvelope() throws {
+        let f = SendFixture()
+        f.sandbox.write("queue/mess/1/4", "Subject: x\n\nbody\n")
+        f.sandbox.write("queue/todo/4", "u0\0p1\0Fa@example.org\0Zodd\0Tx@test.local\0")
+        try #require(f.start() != nil)
+        #expect(f.waitForLog("warn: todo-proc: queue: unknown record type in todo/4\n"), "\(f.log)")
+        #expect(f.submit(from: "g@example.org", to: ["good@test.local"]))
+        #expect(eventually { f.delivered("good@test.local") != nil }, "\(f.log)")
+        #expect(Path.exists(Path.join(f.queue, "todo/4")) && !Path.exists(f.path("info", 4)))
+        #expect(f.terminate() == .exited(0))
+    }
+
     @Test("qmail-clean: foop removes intd+mess, todo removes intd+todo, bad requests get x")
     func clean() throws {
         let sandbox = Sandbox()
