@@ -324,6 +324,19 @@ struct QmailSendTests {
         #expect(f.terminate() == .exited(0))
     }
 
+    @Test("started by an unprivileged user, nobody changes identity and mail still flows")
+    func unprivileged() throws {
+        let f = SendFixture()
+        let tree = try #require(f.start(asUser: QueueTest.nobody))
+        #expect(f.submit(from: "n@example.org", to: ["np@test.local", "nr@remote.example"]))
+        #expect(eventually { f.delivered("np@test.local") != nil && f.delivered("nr@remote.example") != nil }, "\(f.log)")
+        let members = SendFixture.liveMembers(of: tree.pid)
+        #expect(members.count == 6)
+        #expect(members.allSatisfy { SendProcessTree.uid($0) == QueueTest.nobody })
+        #expect(eventually { f.leftovers.isEmpty })
+        #expect(f.terminate() == .exited(0))
+    }
+
     @Test("qmail-clean: foop removes intd+mess, todo removes intd+todo, bad requests get x")
     func clean() throws {
         let sandbox = Sandbox()

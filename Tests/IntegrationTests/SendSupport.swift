@@ -90,10 +90,12 @@ final class SendFixture {
     /// returns once qmail-send wrote its first status line (it then handles signals).
     @discardableResult
     /// With a logger in `arguments`, `activityLog` names the file it writes to.
-    func start(_ arguments: [String] = ["./Maildir/"], activityLog: String? = nil) -> BackgroundChild? {
+    /// `asUser` runs it unprivileged (through setpriv), as an unprivileged install would.
+    func start(_ arguments: [String] = ["./Maildir/"], activityLog: String? = nil, asUser: uid_t? = nil) -> BackgroundChild? {
         let activity = { String(decoding: contents(activityLog ?? self.logFile) ?? [], as: UTF8.self) }
         let before = SendFixture.occurrences(of: "status:", in: activity())
-        send = BackgroundChild([Path.join(bin, "qmail-start")] + arguments, output: logFile,
+        let prefix = asUser.map { ["/usr/bin/setpriv", "--reuid=\($0)", "--regid=\($0)", "--clear-groups", "--"] } ?? []
+        send = BackgroundChild(prefix + [Path.join(bin, "qmail-start")] + arguments, output: logFile,
                                environment: environment, newProcessGroup: true)
         guard send != nil, eventually(within: 15, { SendFixture.occurrences(of: "status:", in: activity()) > before }) else { return nil }
         return send
