@@ -174,6 +174,13 @@ struct QmailSendTests {
         let start = run([Path.join(f.bin, "qmail-start"), "./Maildir/"], environment: env, timeout: 15)
         #expect(start.exitCode == 111)
         #expect(start.out.contains("alert: qmail-send: queue: cannot start: hath the daemon spawn no fire?\n"), "\(start.out)")
+        // With PREFIX set the programs come from PREFIX/sbin (here: nowhere).
+        env = f.environment
+        env["PREFIX"] = f.sandbox.at("no-such-prefix")
+        let lost = run([Path.join(f.bin, "qmail-start")], environment: env, timeout: 15)
+        #expect(lost.exitCode == 111)
+        #expect(lost.out.hasPrefix("alert: qmail-start: unable to exec qmail-send: unable to run \(f.sandbox.at("no-such-prefix"))/sbin/qmail-send"),
+                "\(lost.out)")
     }
 
     @Test("split todo (BIGTODO=1), fsync on, QIDENT in delivery numbers, qqeh kept in info and handed to the spawner")

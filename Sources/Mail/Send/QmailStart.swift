@@ -16,9 +16,13 @@ public struct QmailStartCommand: Command {
         ("todo-proc", "TODOPROC"), ("qmail-send", "QMAILSEND"),
     ]
 
+    /// The override variable's value; else `$PREFIX/sbin/<name>` when PREFIX is set (as
+    /// QueueSubmission finds qmail-queue); else the bare name, searched along PATH.
     static func program(_ name: String, _ env: Environment) -> [UInt8] {
         let variable = programs.first { $0.name == name }?.variable ?? ""
-        return Array((env.nonEmpty(variable) ?? name).utf8)
+        if let chosen = env.nonEmpty(variable) { return Array(chosen.utf8) }
+        if let prefix = env.nonEmpty("PREFIX") { return Array(Path.join(prefix, "sbin/" + name).utf8) }
+        return Array(name.utf8)
     }
 
     public static func run(_ context: CommandContext) -> Int32 {
