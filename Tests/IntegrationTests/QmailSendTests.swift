@@ -331,15 +331,18 @@ struct QmailSendTests {
         #expect(f.terminate() == .exited(0))
     }
 
-    @Test("started by an unprivileged user, nobody changes identity and mail still flows")
+    @Test("started by an unprivileged user, nobody changes identity and mail still flows; defaultdelivery control file")
     func unprivileged() throws {
-        let f = SendFixture()
-        let tree = try #require(f.start(asUser: QueueTest.nobody))
+        let f = SendFixture(controls: ["defaultdelivery": "./Maildir/\n"])
+        let tree = try #require(f.start([], asUser: QueueTest.nobody))
         #expect(f.submit(from: "n@example.org", to: ["np@test.local", "nr@remote.example"]))
         #expect(eventually { f.delivered("np@test.local") != nil && f.delivered("nr@remote.example") != nil }, "\(f.log)")
         let members = SendFixture.liveMembers(of: tree.pid)
         #expect(members.count == 6)
         #expect(members.allSatisfy { SendProcessTree.uid($0) == QueueTest.nobody })
+        // No argument: the default delivery came from control/defaultdelivery.
+        let lspawn = members.map(SendProcessTree.commandLine).first { $0.joined(separator: " ").contains("qmail-lspawn") }
+        #expect(lspawn?.suffix(2) == ["./Maildir/", f.queue])
         #expect(eventually { f.leftovers.isEmpty })
         #expect(f.terminate() == .exited(0))
     }

@@ -42,10 +42,16 @@ public struct QmailStartCommand: Command {
             todoFlags.append(flag)
         }
         var operands = Array(context.arguments[parsed.operandIndex...])
-        let defaultDelivery = operands.isEmpty ? Array("./Mailbox".utf8) : operands.removeFirst()
+        let paths = SuitePaths(environment: env)
+        // Without an argument: the control file defaultdelivery, else ./Mailbox.
+        var defaultDelivery = Array("./Mailbox".utf8)
+        if !operands.isEmpty {
+            defaultDelivery = operands.removeFirst()
+        } else if case .success(let value?) = ControlFiles(paths: paths).value("defaultdelivery"), !value.isEmpty {
+            defaultDelivery = Array(value.utf8)
+        }
         let logger = operands
 
-        let paths = SuitePaths(environment: env)
         guard chdir(paths.qmailHome) == 0 else {
             return diag.fatal(SystemError("unable to switch to", paths.qmailHome))
         }
