@@ -208,7 +208,7 @@ struct SendFormatsTests {
         #expect(Set(rest) == [1, 5])
     }
 
-    @Test("control files: defaults, per-queue concurrency, bouncelifetime capped")
+    @Test("control files: defaults, per-queue concurrency, bouncelifetime capped, conf-fsync family")
     func config() throws {
         var template = Array("/tmp/send-config.XXXXXX".utf8CString)
         let dir = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
@@ -234,6 +234,14 @@ struct SendFormatsTests {
         #expect(tuned.lifetime(sender: []) == 3600)
         put("concurrencylocal", "many\n")
         #expect((try? SendConfig.load(control, queueName: "queue1").get()) == nil)
+        // conf-fsync family: present files decide, absent ones leave the environment alone.
+        put("conf-fsync", "0\n"); put("conf-fdatasync", "1\n")
+        var env = Environment([("USE_SYNCDIR", "x"), ("USE_FSYNC", "1")])
+        SyncControls.apply(to: &env, control: control)
+        #expect(env["USE_FSYNC"] == "0" && env["USE_FDATASYNC"] == "1" && env["USE_SYNCDIR"] == "x")
+        put("conf-fdatasync", "0\n"); put("conf-syncdir", "2\n")
+        SyncControls.apply(to: &env, control: control)
+        #expect(env["USE_FDATASYNC"] == nil && env["USE_SYNCDIR"] == "1")
     }
 
     @Test("random bytes never crash the parsers of pipes and queue files")

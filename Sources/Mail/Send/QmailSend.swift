@@ -50,7 +50,7 @@ struct Delivery {
 }
 
 final class Scheduler {
-    let env: Environment
+    var env: Environment
     let program = "qmail-send"
     let queueDirectory: String
     let layout: QueueLayout
@@ -112,6 +112,7 @@ final class Scheduler {
             alert("cannot start: instance already running")
             return ExitCode.temporary
         }
+        SyncControls.apply(to: &env, control: control)
         switch SendConfig.load(control, queueName: log.queueName) {
         case .failure(let e):
             alert("cannot start: \(e)")
@@ -228,6 +229,7 @@ final class Scheduler {
             finishing.makeAllDue(now)
         case SIGHUP:
             say("alert: \(program): pid \(getpid()) got HUP: \(log.queueName)\n")
+            SyncControls.apply(to: &env, control: control)
             switch SendConfig.load(control, queueName: log.queueName) {
             case .success(let c): config = c
             case .failure(let e): alert("unable to reread controls: \(e)")

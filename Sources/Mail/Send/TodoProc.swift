@@ -23,6 +23,25 @@ struct SyncSettings {
     }
 }
 
+/// The control files conf-fsync, conf-fdatasync and conf-syncdir, when present, decide
+/// USE_FSYNC, USE_FDATASYNC and USE_SYNCDIR for this program and its children: a non-zero
+/// number turns the setting on, 0 turns it off (USE_FSYNC=0, as our default is on).
+public enum SyncControls {
+    public static func apply(to env: inout Environment, control: ControlFiles) {
+        for (file, variable) in [("conf-fsync", "USE_FSYNC"), ("conf-fdatasync", "USE_FDATASYNC"), ("conf-syncdir", "USE_SYNCDIR")] {
+            guard case .success(let text?) = control.value(file) else { continue }
+            let on = QueueLayout.leadingNumber(text) != 0
+            if on {
+                env.set(variable, Array("1".utf8))
+            } else if variable == "USE_FDATASYNC" {
+                env.unset(variable)
+            } else {
+                env.set(variable, Array("0".utf8))
+            }
+        }
+    }
+}
+
 /// The classification settings todo-proc reads (and rereads on `H`).
 struct TodoSettings {
     var rewriter: AddressRewriter
@@ -63,10 +82,10 @@ public struct TodoProcCommand: Command {
 }
 
 struct TodoProcessor {
-    let env: Environment
+    var env: Environment
     let layout: QueueLayout
     let log: ActivityLog
-    let sync: SyncSettings
+    var sync: SyncSettings
     var settings: TodoSettings?
     var detached = false
     var nextStaleScan = 0
@@ -74,7 +93,9 @@ struct TodoProcessor {
     let cleanReplies = BufferedReader(fd: TodoProcCommand.fromClean, capacity: 64)
     let program = "todo-proc"
 
-    init(environment env: Environment) {
+    init(environment original: Environment) {
+        var env = original
+        SyncControls.apply(to: &env, control: ControlFiles(paths: SuitePaths(environment: env)))
         self.env = env
         let queue = SuitePaths(environment: env).queueDirectory
         layout = QueueLayout(directory: ".", environment: env)
@@ -189,6 +210,8 @@ struct TodoProcessor {
                     outcome = .scan
                 case UInt8(ascii: "H"):
                     say("alert: \(program): pid \(getpid()) got HUP: \(log.queueName)\n")
+                    SyncControls.apply(to: &env, control: ControlFiles(paths: SuitePaths(environment: env)))
+                    sync = SyncSettings(environment: env)
                     switch TodoSettings.load(env) {
                     case .success(let s): settings = s
                     case .failure(let e): say(log.alert(program, "unable to reread controls: \(e)"))
