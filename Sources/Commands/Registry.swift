@@ -40,12 +40,12 @@ public enum CommandRegistry {
         TCPRulesCheckCommand.self,
         TCPRulesCommand.self,
         TCPServerCommand.self,
-        TodoProcCommand.self,
         Tai2Tai64nCommand.self,
         Tai64n2TaiCommand.self,
         Tai64nCommand.self,
         Tai64nlocalCommand.self,
         Tai64nunixCommand.self,
+        TodoProcCommand.self,
         WaitforCommand.self,
     ]}
 
