@@ -67,7 +67,9 @@ public struct QmailStartCommand: Command {
         var logFD: Int32 = 1
         if !logger.isEmpty {
             guard case .success(let p) = FD.pipe() else { return diag.fatal(SystemError("unable to create pipe")) }
-            let started = startChild(logger, program: logger[0], moves: [(p.read, 0)], as: identities.logger, env: env)
+            // The logger keeps our stdout and stderr.
+            let started = startChild(logger, program: logger[0], moves: [(p.read, 0)], as: identities.logger, env: env,
+                                     keep: [1, 2])
             Glibc.close(p.read)
             guard started else { return diag.fatal(ExitCode.temporary, "unable to fork logger") }
             logFD = p.write
@@ -104,7 +106,7 @@ public struct QmailStartCommand: Command {
         let sendMoves: [(Int32, Int32)] = [(logFD, 0), (pipes[0].write, 1), (pipes[1].read, 2), (pipes[2].write, 3),
                                            (pipes[3].read, 4), (pipes[4].write, 5), (pipes[5].read, 6),
                                            (pipes[6].write, 7), (pipes[7].read, 8)]
-        guard placeDescriptors(sendMoves, keepStderr: false) else {
+        guard placeDescriptors(sendMoves, keep: []) else {
             return diag.fatal(ExitCode.temporary, "unable to set up descriptors for qmail-send")
         }
         let error = Exec.replace(program: program("qmail-send", env),
@@ -116,20 +118,20 @@ public struct QmailStartCommand: Command {
 
     /// Forks a child that takes `moves` as its descriptors, `who` as its identity, and execs.
     static func startChild(_ argv: [[UInt8]], program: [UInt8], moves: [(Int32, Int32)], as who: Credentials?,
-                           env: Environment) -> Bool {
+                           env: Environment, keep: Set<Int32> = [2]) -> Bool {
         let pid = fork()
         if pid < 0 { return false }
         if pid > 0 { return true }
         Signals.resetForChild()
         if let who, case .failure = Privileges.become(who) { _exit(111) }
-        guard placeDescriptors(moves, keepStderr: true) else { _exit(111) }
+        guard placeDescriptors(moves, keep: keep) else { _exit(111) }
         _ = Exec.replace(program: program, arguments: argv, environment: env)
         _exit(111)
     }
 
-    /// Puts each source on its target (0...8), closing the other low descriptors; fd 2
-    /// stays our stderr when `keepStderr` and nothing else claims it.
-    static func placeDescriptors(_ moves: [(Int32, Int32)], keepStderr: Bool) -> Bool {
+    /// Puts each source on its target (0...8), closing the other low descriptors except
+    /// those in `keep` (left as inherited when nothing else claims them).
+    static func placeDescriptors(_ moves: [(Int32, Int32)], keep: Set<Int32>) -> Bool {
         var high: [(Int32, Int32)] = []
         for (source, target) in moves {
             let copy = fcntl(source, F_DUPFD, 100)
@@ -137,7 +139,7 @@ public struct QmailStartCommand: Command {
             high.append((copy, target))
         }
         let targets = Set(moves.map { $0.1 })
-        for fd: Int32 in 0...8 where !targets.contains(fd) && !(keepStderr && fd == 2) {
+        for fd: Int32 in 0...8 where !targets.contains(fd) && !keep.contains(fd) {
             Glibc.close(fd)
         }
         for (copy, target) in high {
