@@ -140,10 +140,10 @@ struct QmailSendTests {
         #expect(check.exitCode == 0 && check.out.isEmpty, "\(check.out)")
     }
 
-    @Test("many messages, both channels, concurrency limited by the spawner's hello")
+    @Test("many messages, both channels, parallel out-of-order reports, concurrency capped by the spawner's hello")
     func many() throws {
         let count = getenv("SOAK") != nil ? 1000 : 200
-        let f = SendFixture(environment: ["STANDIN_MAX": "3"])
+        let f = SendFixture(environment: ["STANDIN_MAX": "3", "STANDIN_FORK": "1"])
         try #require(f.start() != nil)
         for i in 0..<count {
             guard f.submit(from: "s\(i)@example.org", to: ["l\(i)@test.local", "r\(i)@remote.example"]) else {
@@ -156,6 +156,11 @@ struct QmailSendTests {
         #expect(eventually { f.leftovers.isEmpty })
         // The spawner's limit of 3 caps both channels below their control-file defaults.
         #expect(f.log.contains(" local 1/3 ") && !f.log.contains("/10 ") && !f.log.contains("/20 "))
+        // Several deliveries at once, never more than the limit.
+        #expect(f.log.contains(" local 3/3 ") || f.log.contains(" remote 3/3 "))
+        #expect(!f.log.contains(" 4/3 "))
+        // Every recipient reported exactly once, whatever the order the reports came in.
+        #expect(SendFixture.occurrences(of: ": success: ", in: f.log) == 2 * count)
         #expect(f.terminate() == .exited(0))
     }
 

@@ -11,8 +11,13 @@ import Glibc
 /// envheader fields to `<rcpt>.fields`, and a line to `$STANDIN_DIR/deliveries`.
 let sendStandInSpawner = #"""
 #!/usr/bin/python3
-import os, sys, time
+import os, random, signal, sys, time
 os.umask(0)
+# STANDIN_FORK: each delivery in its own child with a random pause, so reports come back
+# out of order and several slots are busy at once.
+forking = "STANDIN_FORK" in os.environ
+if forking:
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
 chan = "local" if "lspawn" in os.path.basename(sys.argv[0]) else "remote"
 out = os.environ.get("STANDIN_DIR", ".")
 queue = os.environ.get("QUEUEDIR", "queue")
@@ -31,6 +36,10 @@ while True:
         slot = buf[:2]
         mess, sender, qqeh, envh, rcpt = fields[:5]
         buf = buf[2 + sum(len(f) + 1 for f in fields[:5]):]
+        if forking and os.fork() != 0:
+            continue
+        if forking:
+            time.sleep(random.random() * 0.02)
         local = rcpt.split(b"@")[0].lower()
         marker = os.path.join(out, rcpt.decode() + ".started")
         if b"slow" in local and not os.path.exists(marker):
@@ -53,6 +62,8 @@ while True:
                 f.write(chan.encode() + b" " + mess + b" <" + sender + b"> " + rcpt + b"\n")
             report = b"Kdelivered by stand-in."
         os.write(1, slot + report + b"\0")
+        if forking:
+            os._exit(0)
 """#
 
 final class SendFixture {
