@@ -352,6 +352,27 @@ struct QmailSendTests {
         #expect(f.terminate() == .exited(0))
     }
 
+    @Test("BOUNCEPROCESSOR: exit 1 discards the bounce, exit 0 lets it go; it gets the reference's arguments")
+    func bounceProcessor() throws {
+        let f = SendFixture()
+        let script = f.sandbox.write("bin/bounce-processor",
+                                     "#!/bin/sh\nprintf '%s|' \"$@\" >> \"$STANDIN_DIR/bp.args\"\necho >> \"$STANDIN_DIR/bp.args\"\n"
+                                     + "case \"$6\" in keep@*) exit 0;; esac\nexit 1\n", mode: 0o755)
+        f.environment["BOUNCEPROCESSOR"] = script
+        try #require(f.start() != nil)
+        let dropped = try #require(f.inject(from: "drop@example.org", to: ["fail5@test.local"]))
+        #expect(f.waitForLog("info: qmail-send: delete bounce: discarding bounce/\(dropped) queue\n"), "\(f.log)")
+        let kept = try #require(f.inject(from: "keep@example.org", to: ["fail6@test.local"]))
+        #expect(eventually { f.delivered("keep@example.org") != nil }, "\(f.log)")
+        #expect(f.delivered("drop@example.org") == nil)
+        let args = String(decoding: contents(Path.join(f.out, "bp.args")) ?? [], as: UTF8.self)
+        #expect(args.hasPrefix("mess/\(dropped % 3)/\(dropped)|bounce/\(dropped)|no mailbox here by that name.\nSecond line.\n\n|fail5@test.local||drop@example.org|\n"),
+                "\(args)")
+        #expect(args.contains("|bounce/\(kept)|"))
+        #expect(eventually { f.leftovers.isEmpty })
+        #expect(f.terminate() == .exited(0))
+    }
+
     @Test("qmail-clean: foop removes intd+mess, todo removes intd+todo, bad requests get x")
     func clean() throws {
         let sandbox = Sandbox()

@@ -587,6 +587,15 @@ final class Scheduler {
         case .discardDouble:
             say("double bounce: discarding \(bouncePath) \(log.queueName)\n")
         case .send(let sender, let recipient, let double):
+            switch runBounceProcessor(id, report: report, sender: sender, recipient: recipient) {
+            case .send: break
+            case .discard:
+                say("info: \(program): delete bounce: discarding \(bouncePath) \(log.queueName)\n")
+                if unlink(bouncePath) != 0 && errno != ENOENT { warn("unable to unlink \(bouncePath)") }
+                return true
+            case .later:
+                return false
+            }
             var body = BouncePlan.head(settings: config.bounce, date: ReceivedHeader.date822(seconds: time(nil)),
                                        originalSender: info.sender, bounceRecipient: recipient,
                                        double: double, report: report)
@@ -614,6 +623,33 @@ final class Scheduler {
         }
         if unlink(bouncePath) != 0 && errno != ENOENT { warn("unable to unlink \(bouncePath)") }
         return true
+    }
+
+    enum BounceProcessorVerdict { case send, discard, later }
+
+    /// BOUNCEPROCESSOR, when set, is asked about each bounce: exit 0 sends it, 1 discards
+    /// it, anything else tries again later. Its arguments: the message file, the bounce
+    /// file, the failure report, the first failed recipient, the bounce's sender and
+    /// recipient.
+    func runBounceProcessor(_ id: UInt64, report: [UInt8], sender: [UInt8], recipient: [UInt8]) -> BounceProcessorVerdict {
+        guard let program = env.nonEmpty("BOUNCEPROCESSOR") else { return .send }
+        let first = BounceText.firstRecipient(report) ?? []
+        // The report: what follows the first "<recipient>:" and its white space.
+        var text = Array(report.drop { $0 != UInt8(ascii: ":") }.dropFirst())
+        while let c = text.first, c == 10 || c == 32 || c == 9 { text.removeFirst() }
+        let argv: [[UInt8]] = [Array(program.utf8), Array(layout.relativePath(.mess, id).utf8),
+                               Array(layout.relativePath(.bounce, id).utf8), text, first, sender, recipient]
+        say("bounce processor sender <\(LogText.safeString(sender))> recipient <\(LogText.safeString(recipient))> \(log.queueName)\n")
+        switch Spawn.run(argv, environment: env) {
+        case .success(.exited(0)): return .send
+        case .success(.exited(1)): return .discard
+        case .success(let status):
+            warn("\(program) \(status); will try again later")
+            return .later
+        case .failure(let e):
+            alert("Unable to run: \(program): \(e.reason)")
+            return .later
+        }
     }
 
     /// At most `count` bytes from the start of `path`.
