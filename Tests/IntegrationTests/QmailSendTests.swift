@@ -60,7 +60,7 @@ struct QmailSendTests {
         #expect(eventually { f.delivered("a@example.org") != nil })
         let text = try #require(f.delivered("a@example.org"))
         #expect(text.hasPrefix("From <>\nReceived: indimail-mta queue "))
-        #expect(text.contains("\nX-Bounced-Address: fail1@test.local\nFrom: MAILER-DAEMON@test.local\nTo: a@example.org\nSubject: failure notice\n\nHi. This is the qmail-send program at test.local.\nI'm afraid I wasn't able to deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n\n<fail1@test.local>:\n"))
+        #expect(text.contains("\nX-Bounced-Address: <fail1@test.local>\nFrom: MAILER-DAEMON@test.local\nTo: a@example.org\nSubject: failure notice\n\nHi. This is the qmail-send program at test.local.\nI'm afraid I wasn't able to deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n\n<fail1@test.local>:\n"))
         #expect(text.contains("<defer1@test.local>:\ndeferred by stand-in.\nI'm not going to try again; this message has been in the queue too long.\n\n--- Below this line is a copy of the message.\n\nReturn-Path: <a@example.org>\nReceived: indimail-mta queue "))
         #expect(text.hasSuffix("Subject: test\n\nhello\n"))
         #expect(f.log.contains(": failure: deferred_by_stand-in./I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long./ queue\n"))
@@ -366,7 +366,7 @@ struct QmailSendTests {
         #expect(eventually { f.delivered("keep@example.org") != nil }, "\(f.log)")
         #expect(f.delivered("drop@example.org") == nil)
         let args = String(decoding: contents(Path.join(f.out, "bp.args")) ?? [], as: UTF8.self)
-        #expect(args.hasPrefix("mess/\(dropped % 3)/\(dropped)|bounce/\(dropped)|no mailbox here by that name.\nSecond line.\n\n|fail5@test.local||drop@example.org|\n"),
+        #expect(args.hasPrefix("mess/\(dropped % 3)/\(dropped)|bounce/\(dropped)|no mailbox here by that name.\nSecond line.\n\n|<fail5@test.local>||drop@example.org|\n"),
                 "\(args)")
         #expect(args.contains("|bounce/\(kept)|"))
         #expect(eventually { f.leftovers.isEmpty })

@@ -134,7 +134,7 @@ struct SendFormatsTests {
                                    bounceRecipient: b("a@b"), double: false, report: b("<x@y>:\nNo.\n\n"))
         let expected = """
         Date: 1 Jan 2026 00:00:00 +0000
-        X-Bounced-Address: x@y
+        X-Bounced-Address: <x@y>
         From: MAILER-DAEMON@me.example
         To: a@b
         Subject: failure notice

@@ -633,7 +633,7 @@ final class Scheduler {
     /// recipient.
     func runBounceProcessor(_ id: UInt64, report: [UInt8], sender: [UInt8], recipient: [UInt8]) -> BounceProcessorVerdict {
         guard let program = env.nonEmpty("BOUNCEPROCESSOR") else { return .send }
-        let first = BounceText.firstRecipient(report) ?? []
+        let first = BounceText.firstRecipient(report).map { [UInt8(ascii: "<")] + $0 + [UInt8(ascii: ">")] } ?? []
         // The report: what follows the first "<recipient>:" and its white space.
         var text = Array(report.drop { $0 != UInt8(ascii: ":") }.dropFirst())
         while let c = text.first, c == 10 || c == 32 || c == 9 { text.removeFirst() }

@@ -403,8 +403,9 @@ public enum BouncePlan: Equatable, Sendable {
                             bounceRecipient: [UInt8], double: Bool, report: [UInt8]) -> [UInt8] {
         var out = Array("Date: \(date)".utf8)
         if out.last != 10 { out.append(10) }
+        // The reference writes the address as it appears in the bounce file, brackets kept.
         if let first = BounceText.firstRecipient(report) {
-            out += Array("X-Bounced-Address: ".utf8) + first + [10]
+            out += Array("X-Bounced-Address: <".utf8) + first + Array(">\n".utf8)
         }
         out += Array("From: ".utf8) + LocalRecipient.quoteAddress(Array(settings.from.utf8))
             + Array("@\(settings.host)\nTo: ".utf8) + LocalRecipient.quoteAddress(bounceRecipient)
