@@ -20,6 +20,7 @@ public enum CommandRegistry {
         MconnectIOCommand.self,
         MultilogCommand.self,
         PgrphackCommand.self,
+        QmailCleanCommand.self,
         QmailGetpwCommand.self,
         QmailInjectCommand.self,
         QmailLocalCommand.self,
@@ -30,7 +31,9 @@ public enum CommandRegistry {
         QmailPw2uCommand.self,
         QmailQreadCommand.self,
         QmailRspawnCommand.self,
+        QmailSendCommand.self,
         QmailShowctlCommand.self,
+        QmailStartCommand.self,
         QmailctlCommand.self,
         QmqpcCommand.self,
         QmqpdCommand.self,
@@ -60,6 +63,7 @@ public enum CommandRegistry {
         Tai64nCommand.self,
         Tai64nlocalCommand.self,
         Tai64nunixCommand.self,
+        TodoProcCommand.self,
         WaitforCommand.self,
     ]}
 
