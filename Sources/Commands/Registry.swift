@@ -20,6 +20,8 @@ public enum CommandRegistry {
         MultilogCommand.self,
         PgrphackCommand.self,
         QmailLocalCommand.self,
+        QmailTcpokCommand.self,
+        QmailTcptoCommand.self,
         QueueFixCommand.self,
         RblsmtpdCommand.self,
         ReadproctitleCommand.self,
@@ -48,6 +50,7 @@ public enum CommandRegistry {
     /// Commands that need the C libraries (OpenSSL, dlopen of plugins): only indimail-tls
     /// carries them, on top of the base list.
     public static var network: [any Command.Type] {[
+        QmailRemoteCommand.self,
         DotlsCommand.self,
         TcpclientCommand.self,
     ]}

@@ -1,0 +1,442 @@
+// The delivery itself: try each target address in turn, speak SMTP (or QMTP) to the first
+// that answers, and produce the reports qmail-rspawn expects.
+import Core
+import Glibc
+
+final class RemoteDelivery {
+    let settings: RemoteSettings
+    let tls: (any TLSLibrary.Type)?
+    /// Recipient reports so far (the message report is added at the end).
+    private(set) var output: [UInt8] = []
+    private let timeoutFile: TCPTimeoutFile
+    private let now: () -> UInt32
+    private let input: Int32
+
+    /// Per-connection state the reports depend on.
+    private var insideGreeting = false
+    private var critical = false
+    private var partner = ""
+    var partnerAddress: String { partner }
+    func appendOutput(_ bytes: [UInt8]) { output += bytes }
+
+    init(settings: RemoteSettings, tls: (any TLSLibrary.Type)?, input: Int32 = 0) {
+        self.settings = settings
+        self.tls = tls
+        self.input = input
+        timeoutFile = TCPTimeoutFile(queueDirectory: settings.queueDirectory)
+        now = { UInt32(truncatingIfNeeded: time(nil)) }
+    }
+
+    private enum Attempt {
+        /// Connected but this host would not take the message: next address.
+        case next
+        /// The TLS handshake failed on an opportunistic session: same address, no TLS.
+        case againWithoutTLS
+    }
+
+    private var protocolName: String { settings.route?.transport == .qmtp ? "QMTP" : "SMTP" }
+    private var port: Int { settings.route?.port ?? RemoteRoute.smtpPort }
+
+    // MARK: the address loop
+
+    func run(resolver: DNSResolver, local: LocalAddresses) -> RemoteReport {
+        do {
+            let targets = try chooseTargets(resolver: resolver, local: local)
+            var tried: [String] = []
+            var withoutTLS = false
+            var index = 0
+            let spread = TCPTimeoutTable.spread(pid: getpid())
+            while index < targets.count {
+                let target = targets[index]
+                if settings.usesTimeoutTable, let table = timeoutFile.read(),
+                   table.shouldSkip(target.address, now: now(), penalty: settings.penalty, spread: spread) {
+                    index += 1
+                    continue
+                }
+                if !withoutTLS { tried.append(target.address.description) }
+                let remote = SocketAddress.inet(target.address, port: UInt16(port), scope: 0)
+                switch Socket.connect(to: remote, from: settings.outgoingIP, timeout: settings.timeoutConnect) {
+                case .failure(let error):
+                    let counted = [ETIMEDOUT, ECONNREFUSED, EHOSTDOWN, ENETUNREACH, EHOSTUNREACH].contains(error.errno)
+                    recordTimeout(target.address, failed: counted)
+                    withoutTLS = false
+                    index += 1
+                case .success(let fd):
+                    recordTimeout(target.address, failed: false)
+                    let connection = SMTPConnection(socket: fd, timeout: settings.timeoutRemote)
+                    partner = target.address.description
+                    if settings.route?.transport == .qmtp {
+                        throw RemoteFinish(report: qmtp(connection))
+                    }
+                    switch try smtp(connection, target: target, tlsAllowed: !withoutTLS) {
+                    case .againWithoutTLS:
+                        withoutTLS = true
+                    case .next:
+                        recordTimeout(target.address, failed: true)
+                        withoutTLS = false
+                        index += 1
+                    }
+                }
+            }
+            return .noConnection(protocolName: protocolName, host: Array(routeHost.utf8), tried: tried, port: port,
+                                 bindIP: settings.outgoingIPText)
+        } catch let finish as RemoteFinish {
+            return finish.report
+        } catch {
+            return .systemResources
+        }
+    }
+
+    /// The host name the addresses come from: the relay of a route, else the domain.
+    private var routeHost: String { settings.route?.relay ?? settings.host }
+
+    private func recordTimeout(_ ip: IPAddress, failed: Bool) {
+        guard settings.usesTimeoutTable else { return }
+        let t = now(), tolerance = settings.tolerance
+        timeoutFile.update { $0.record(ip, failed: failed, now: t, tolerance: tolerance) }
+    }
+
+    private func chooseTargets(resolver: DNSResolver, local: LocalAddresses) throws -> [RemoteTarget] {
+        let found: Result<[RemoteTarget], RemoteHostError>
+        if let route = settings.route {
+            found = RemoteHosts.addresses(of: route.relay, resolver: resolver)
+        } else {
+            let seed = UInt64(UInt32(truncatingIfNeeded: time(nil))) &+ UInt64(UInt32(getpid())) << 16
+            found = RemoteHosts.exchangers(of: settings.host, resolver: resolver, random: seed)
+        }
+        let targets: [RemoteTarget]
+        switch found {
+        case .failure(.temporary): throw RemoteFinish(report: .noHostTemporary)
+        case .failure(.noSuchHost): throw RemoteFinish(report: .noHostPermanent(Array(routeHost.utf8)))
+        case .success(let t): targets = t
+        }
+        guard !targets.isEmpty else { throw RemoteFinish(report: .noMX) }
+        // Never deliver to ourselves: only exchangers preferred over our own entry count.
+        var best = settings.route == nil ? 100_000 : 300_000
+        if settings.route == nil {
+            for t in targets where local.contains(t.address) { best = min(best, t.preference) }
+        }
+        let usable = targets.filter { $0.preference < best }
+        guard !usable.isEmpty else { throw RemoteFinish(report: .ambiguousMX(controlDirectory: settings.controlDirectory)) }
+        return usable
+    }
+
+    // MARK: reports
+
+    /// The reference's quit(): says QUIT, then reports `<prefix><ip><parts>.` and the reply.
+    private func quit(_ connection: SMTPConnection, _ letter: RemoteReport.Letter, _ prefix: String, _ parts: [String],
+                      reply: [UInt8]) -> RemoteFinish {
+        _ = connection.send("QUIT\r\n")
+        connection.closeTLS()
+        return RemoteFinish(report: .quit(letter, prefix: prefix, host: partner, parts, reply: reply))
+    }
+
+    private func dropped(_ connection: SMTPConnection) -> RemoteFinish {
+        var interval: Int?
+        if insideGreeting && !critical && settings.usesTimeoutTable {
+            interval = settings.tolerance
+            if let ip = IPAddress(partner) { recordTimeout(ip, failed: true) }
+        }
+        return RemoteFinish(report: .dropped(host: partner, critical: critical, inGreeting: insideGreeting,
+                                             tcptoInterval: interval, tlsError: connection.tlsError))
+    }
+
+    private func reply(_ connection: SMTPConnection) throws -> SMTPReply {
+        guard let r = connection.readReply() else { throw dropped(connection) }
+        return r
+    }
+
+    private func send(_ connection: SMTPConnection, _ bytes: [UInt8]) throws {
+        guard connection.send(bytes) else { throw dropped(connection) }
+    }
+
+    private func send(_ connection: SMTPConnection, _ text: String) throws { try send(connection, Array(text.utf8)) }
+
+    // MARK: SMTP
+
+    private func ehlo(_ connection: SMTPConnection) throws -> SMTPReply {
+        try send(connection, "EHLO \(settings.heloHost)\r\n")
+        return try reply(connection)
+    }
+
+    private func smtp(_ c: SMTPConnection, target: RemoteTarget, tlsAllowed: Bool) throws -> Attempt {
+        insideGreeting = true
+        critical = false
+        if settings.smtps {
+            insideGreeting = false
+            if let failure = implicitTLS(c, target: target) { throw failure }
+            let greeting = try reply(c)
+            if greeting.code != 220 {
+                throw quit(c, .deferral, "TLS Connected to ", [" but greeting failed"], reply: greeting.text)
+            }
+        } else {
+            let greeting = try reply(c)
+            insideGreeting = false
+            if greeting.code >= 500 && greeting.code < 600 {
+                throw quit(c, .failure, "Connected to ", [" but greeting failed"], reply: greeting.text)
+            }
+            if greeting.code >= 400 && greeting.code < 500 { return .next }
+            if greeting.code != 220 {
+                throw quit(c, .deferral, "Connected to ", [" but greeting failed"], reply: greeting.text)
+            }
+        }
+
+        var hello = try ehlo(c)
+        if !settings.smtps && tlsAllowed && hello.code == 250 {
+            switch try startTLS(c, target: target, capabilities: hello) {
+            case .none: break
+            case .some(true): hello = try ehlo(c)
+            case .some(false): return .againWithoutTLS
+            }
+        }
+        var esmtp = true
+        if !settings.useAuth && hello.code >= 500 {
+            esmtp = false
+            try send(c, "HELO \(settings.heloHost)\r\n")
+            hello = try reply(c)
+        }
+        if settings.environment.contains("TRY_NEXT_MX_HELO_FAIL") && hello.code >= 400 && hello.code < 500 {
+            return .next
+        }
+        if hello.code != 250 {
+            throw quit(c, hello.code >= 500 ? .failure : .deferral, "Connected to ",
+                       [" but my name -->\(settings.heloHost)<-- was rejected :("], reply: hello.text)
+        }
+        let useSize = esmtp && hello.announces("SIZE")
+        let sender = smtpQuotedAddress(settings.sender)
+        var mailFrom = Array("MAIL FROM:<".utf8) + sender + Array(">".utf8)
+        if useSize { mailFrom += Array(" SIZE=\(settings.size)".utf8) }
+
+        if esmtp && settings.useAuth, hello.announces("AUTH"),
+           let user = settings.route?.user, let password = settings.route?.password {
+            if let authUser = try authenticate(c, mechanisms: hello.authMechanisms, user: user, password: password, sender: sender) {
+                mailFrom += Array(" AUTH=<".utf8) + smtpXtext(authUser) + Array(">".utf8)
+            }
+        }
+        try send(c, mailFrom + [13, 10])
+        let mail = try reply(c)
+        if mail.code >= 500 { throw quit(c, .failure, "Connected to ", [" but sender was rejected"], reply: mail.text) }
+        if mail.code >= 400 { throw quit(c, .deferral, "Connected to ", [" but sender was rejected"], reply: mail.text) }
+
+        var anyAccepted = false
+        var last = mail
+        for recipient in settings.recipients {
+            let quoted = smtpQuotedAddress(recipient)
+            try send(c, Array("RCPT TO:<".utf8) + quoted + Array(">\r\n".utf8))
+            last = try reply(c)
+            let report = RemoteReport.recipient(code: last.code, sender: sender, recipient: quoted, host: partner, reply: last.text)
+            output += report.encoded
+            if report.letter == .recipientAccepted { anyAccepted = true }
+        }
+        if !anyAccepted { throw quit(c, .failure, "Giving up on ", [""], reply: last.text) }
+
+        try send(c, "DATA\r\n")
+        let data = try reply(c)
+        if data.code >= 500 { throw quit(c, .failure, "", [" failed on DATA command"], reply: data.text) }
+        if data.code >= 400 { throw quit(c, .deferral, "", [" failed on DATA command"], reply: data.text) }
+        try blast(c)
+        let end = try reply(c)
+        critical = false
+        if end.code >= 500 { throw quit(c, .failure, "", [" failed after I sent the message"], reply: end.text) }
+        if end.code >= 400 { throw quit(c, .deferral, "", [" failed after I sent the message"], reply: end.text) }
+        throw quit(c, .success, "", [c.isTLS ? " accepted message - Protocol SMTPS" : " accepted message - Protocol SMTP"],
+                   reply: end.text)
+    }
+
+    /// The message with CR LF line ends and dot-stuffing, then the final dot.
+    private func blast(_ c: SMTPConnection) throws {
+        var out: [UInt8] = []
+        out.reserveCapacity(140_000)
+        for b in settings.qqeh {
+            if b == 10 { out.append(13) }
+            out.append(b)
+        }
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var atLineStart = true
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw RemoteFinish(report: .readFailure) }
+            if n == 0 { break }
+            for i in 0..<n {
+                let b = chunk[i]
+                if atLineStart && b == UInt8(ascii: ".") { out.append(b) }
+                atLineStart = b == 10
+                if b == 10 { out.append(13) }
+                out.append(b)
+            }
+            if out.count >= 65536 {
+                try send(c, out)
+                out.removeAll(keepingCapacity: true)
+            }
+        }
+        if !atLineStart {
+            // The reference stops here without QUIT: the server sees the connection end mid-DATA.
+            throw RemoteFinish(report: .partialLine)
+        }
+        critical = true
+        out += Array(".\r\n".utf8)
+        try send(c, out)
+    }
+
+    // MARK: TLS
+
+    private struct TLSPlan {
+        var clientCertificate: String
+        /// tlshosts/<name>.pem: the server must present a certificate it verifies.
+        var requiredCA: String?
+    }
+
+    /// Whether and how to try TLS with `target`; nil means plain text.
+    private func tlsPlan(for target: RemoteTarget) throws -> TLSPlan? {
+        guard tls != nil else { return nil }
+        let env = settings.environment
+        let cert = Path.join(settings.certDirectory, env.nonEmpty("CLIENTCERT") ?? "clientcert.pem")
+        if access(cert, F_OK) != 0 {
+            if errno != ENOENT { throw RemoteFinish(report: .control("Unable to read client certificate")) }
+            return nil
+        }
+        if settings.notTLSHosts.contains(settings.host.lowercased()) { return nil }
+        let pem = Path.join(settings.certDirectory, "tlshosts/\(target.name).pem")
+        if access(pem, F_OK) == 0 { return TLSPlan(clientCertificate: cert, requiredCA: pem) }
+        for skip in ["notlshosts/\(target.name)", "notlshosts/\(settings.host)", "tlshosts/exhaustivelist"] {
+            if access(Path.join(settings.certDirectory, skip), F_OK) == 0 { return nil }
+        }
+        return TLSPlan(clientCertificate: cert, requiredCA: nil)
+    }
+
+    private func tlsContext(_ plan: TLSPlan?, target: RemoteTarget) -> Result<any TLSContext, TLSError> {
+        guard let tls else { return .failure(TLSError("no TLS library in this binary")) }
+        var s = TLSSettings()
+        if let plan {
+            s.certificateFile = plan.clientCertificate
+            if let ca = plan.requiredCA {
+                s.caFile = ca
+                s.verifyHost = target.name
+            }
+        }
+        let control = ControlFiles(directory: settings.controlDirectory)
+        if let m = try? control.value("tlsclientmethod").get(), !m.isEmpty { s.minimumVersion = m; s.maximumVersion = m }
+        if let c = settings.environment.nonEmpty("TLS_CIPHER_LIST")
+            ?? (try? control.list("clientcipherlist").get())?.flatMap({ $0.isEmpty ? nil : $0.joined(separator: ":") }) {
+            s.cipherList = c
+        }
+        if let c = settings.environment.nonEmpty("TLS_CIPHER_SUITE")
+            ?? (try? control.list("clientciphersuite").get())?.flatMap({ $0.isEmpty ? nil : $0.joined(separator: ":") }) {
+            s.cipherSuites = c
+        }
+        // A client certificate that will not load is not worth failing over: go without.
+        switch tls.clientContext(s) {
+        case .success(let ctx): return .success(ctx)
+        case .failure(let e) where plan?.requiredCA == nil && s.certificateFile != nil:
+            s.certificateFile = nil
+            return tls.clientContext(s).mapError { _ in e }
+        case .failure(let e): return .failure(e)
+        }
+    }
+
+    /// STARTTLS after EHLO. nil: carry on in plain text; true: TLS is up (EHLO again);
+    /// false: the handshake failed, reconnect without TLS.
+    private func startTLS(_ c: SMTPConnection, target: RemoteTarget, capabilities: SMTPReply) throws -> Bool? {
+        guard let plan = try tlsPlan(for: target) else { return nil }
+        let required = plan.requiredCA
+        guard capabilities.announces("STARTTLS") else {
+            guard let required else { return nil }
+            throw tlsQuit(c, "No TLS achieved while \(required) exists", connected: false)
+        }
+        let context: any TLSContext
+        switch tlsContext(plan, target: target) {
+        case .success(let ctx): context = ctx
+        case .failure(let e):
+            guard required != nil else { return nil }
+            throw tlsQuit(c, "TLS error initializing ctx: \(e)", connected: false)
+        }
+        try send(c, "STARTTLS\r\n")
+        let answer = try reply(c)
+        guard answer.code == 220 else {
+            guard let required else { return nil }
+            throw tlsQuit(c, "STARTTLS rejected while \(required) exists", connected: false)
+        }
+        switch c.startTLS(context, serverName: target.name, timeout: settings.timeoutConnect) {
+        case .success: return true
+        case .failure(let e):
+            guard required != nil else { return false }
+            throw tlsQuit(c, "TLS connect failed: \(e)", connected: true)
+        }
+    }
+
+    /// SMTPS: TLS before the greeting, whatever the certificate files say.
+    private func implicitTLS(_ c: SMTPConnection, target: RemoteTarget) -> RemoteFinish? {
+        let plan = try? tlsPlan(for: target)
+        switch tlsContext(plan ?? nil, target: target) {
+        case .failure(let e): return tlsQuit(c, "TLS error initializing ctx: \(e)", connected: false)
+        case .success(let context):
+            if case .failure(let e) = c.startTLS(context, serverName: target.name, timeout: settings.timeoutConnect) {
+                return tlsQuit(c, "TLS connect failed: \(e)", connected: true)
+            }
+            return nil
+        }
+    }
+
+    private func tlsQuit(_ c: SMTPConnection, _ reason: String, connected: Bool) -> RemoteFinish {
+        if !settings.smtps || c.isTLS { _ = c.send("QUIT\r\n") }
+        return RemoteFinish(report: .tls(reason, host: partner, connected: connected))
+    }
+
+    // MARK: AUTH
+
+    /// Authenticates with the mechanism AUTH_SMTP names, or the best offered one this
+    /// client knows (PLAIN, LOGIN). Returns the user for `MAIL FROM … AUTH=`, nil when no
+    /// mechanism fits (reported, then the session goes on unauthenticated).
+    private func authenticate(_ c: SMTPConnection, mechanisms: [String], user: [UInt8], password: [UInt8],
+                              sender: [UInt8]) throws -> [UInt8]? {
+        let env = settings.environment
+        let plainDisabled = (env.contains("SECURE_AUTH") && !c.isTLS) || env.contains("DISABLE_AUTH_PLAIN")
+        let loginDisabled = (env.contains("SECURE_AUTH") && !c.isTLS) || env.contains("DISABLE_AUTH_LOGIN")
+        let wanted = settings.authMethod.uppercased()
+        let method: String?
+        if wanted.isEmpty {
+            if !plainDisabled && mechanisms.contains("PLAIN") { method = "PLAIN" }
+            else if !loginDisabled && mechanisms.contains("LOGIN") { method = "LOGIN" }
+            else { method = nil }
+        } else {
+            method = mechanisms.contains(wanted) && (wanted == "PLAIN" || wanted == "LOGIN") ? wanted : nil
+        }
+        guard let method else {
+            output += RemoteReport.noAuthMethod.encoded
+            return nil
+        }
+        try send(c, "AUTH \(method)\r\n")
+        var r = try reply(c)
+        guard r.code == 334 else {
+            throw quit(c, .deferral, "Connected to ", [" but authentication was rejected (AUTH \(method))"], reply: r.text)
+        }
+        if method == "PLAIN" {
+            try send(c, base64Encode(sender + [0] + user + [0] + password) + [13, 10])
+        } else {
+            try send(c, base64Encode(user) + [13, 10])
+            r = try reply(c)
+            guard r.code == 334 else {
+                throw quit(c, .deferral, "Connected to ", [" but authentication was rejected (username)"], reply: r.text)
+            }
+            try send(c, base64Encode(password) + [13, 10])
+        }
+        r = try reply(c)
+        guard r.code == 235 else { throw authFailure(c, r, method) }
+        return user
+    }
+
+    private func authFailure(_ c: SMTPConnection, _ r: SMTPReply, _ method: String) -> RemoteFinish {
+        let m = "AUTH \(method)"
+        switch r.code {
+        case 432: return quit(c, .deferral, "Connected to ", [" but a password transition is needed (", m, ") (#4.7.12)."], reply: r.text)
+        case 454: return quit(c, .deferral, "Connected to ", [" but got temporary authentication failure (", m, ") (#4.7.0)."], reply: r.text)
+        case 500: return quit(c, .failure, "Connected to ", [" but authentication Exchange line is too long (", m, ") (#5.5.6)."], reply: r.text)
+        case 530: return quit(c, .failure, "Connected to ", [" but authentication required (", m, ") (#5.7.0)."], reply: r.text)
+        case 534: return quit(c, .failure, "Connected to ", [" but authentication mechanism is too weak (", m, ") (#5.7.9)."], reply: r.text)
+        case 535: return quit(c, .failure, "Connected to ", [" but authentication credentials invalid (", m, ") (#5.7.8)."], reply: r.text)
+        case 538: return quit(c, .failure, "Connected to ", [" but encryption required for requested authentication mechanism ", m, ") (#5.7.11)."], reply: r.text)
+        default: return quit(c, .deferral, "Connected to ", [" but authentication was rejected ", m, ") (#4.7.0)"], reply: r.text)
+        }
+    }
+}

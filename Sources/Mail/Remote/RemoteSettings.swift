@@ -1,0 +1,142 @@
+// What qmail-remote reads before it connects: arguments, control files and environment.
+import Core
+import Glibc
+
+/// Ends the delivery with the message report (and any recipient reports already written).
+struct RemoteFinish: Error {
+    let report: RemoteReport
+}
+
+struct RemoteSettings {
+    var host: String
+    var sender: [UInt8]
+    var qqeh: [UInt8]
+    var size: String
+    var recipients: [[UInt8]]
+
+    var controlDirectory: String
+    var queueDirectory: String
+    var certDirectory: String
+    var timeoutConnect: Double
+    var timeoutRemote: Double
+    var heloHost: String
+    var outgoingIP: IPAddress?
+    var outgoingIPText: String
+    var notTLSHosts: Set<String>
+    var route: RemoteRoute?
+    var useAuth: Bool
+    var authMethod: String
+    var penalty: Int
+    var tolerance: Int
+    var smtps: Bool
+    var environment: Environment
+
+    static func load(arguments: [[UInt8]], environment env: Environment) -> Result<RemoteSettings, RemoteFinish> {
+        guard arguments.count >= 5 else { return .failure(RemoteFinish(report: .usage)) }
+        let paths = SuitePaths(environment: env)
+        let control = ControlFiles(paths: paths)
+        func fail(_ what: String) -> RemoteFinish { RemoteFinish(report: .control(what)) }
+
+        let host = String(decoding: arguments[0], as: UTF8.self)
+        guard case .success(let connectTimeout) = control.integer("timeoutconnect", default: 60) else {
+            return .failure(fail("Unable to read control file"))
+        }
+        guard case .success(let remoteTimeout) = control.integer("timeoutremote", default: 1200) else {
+            return .failure(fail("Unable to read control file"))
+        }
+        let helo: String
+        switch control.value("helohost") {
+        case .success(let v?) where !v.isEmpty: helo = v
+        case .success:
+            guard case .success(let me?) = control.value("me"), !me.isEmpty else { return .failure(fail("Unable to read control file")) }
+            helo = me
+        case .failure: return .failure(fail("Unable to read control file"))
+        }
+
+        // Outgoing address: $OUTGOINGIP, else outgoingip.<host>, else outgoingip (a random line).
+        var outgoingText = ""
+        if let v = env.nonEmpty("OUTGOINGIP") {
+            outgoingText = v
+        } else {
+            for name in ["outgoingip.\(host)", "outgoingip"] {
+                guard case .success(let lines) = control.list(name) else { return .failure(fail("Unable to read control file")) }
+                if let lines, !lines.isEmpty {
+                    outgoingText = lines[Int(UInt32(truncatingIfNeeded: time(nil)) % UInt32(lines.count))]
+                    break
+                }
+            }
+        }
+        var outgoing: IPAddress?
+        if !outgoingText.isEmpty {
+            guard let ip = IPAddress(outgoingText) else {
+                return .failure(RemoteFinish(report: .invalidOutgoingIP(controlDirectory: control.directory)))
+            }
+            // 0.0.0.0 / :: mean "let the system choose".
+            if ip.bytes.contains(where: { $0 != 0 }) { outgoing = ip }
+        }
+
+        let notlsName = env.nonEmpty("NOTLSHOSTS") ?? "notlshosts"
+        guard case .success(let notls) = control.list(notlsName) else { return .failure(fail("Unable to read control file")) }
+
+        // Routes: $QMTPROUTE/$SMTPROUTE (or X-SMTPROUTES) win over the files.
+        var qmtpFromEnv = false, smtpFromEnv = false
+        var qmtpLines: [String] = [], smtpLines: [String] = []
+        if let r = env["QMTPROUTE"] {
+            qmtpLines = r.split(separator: "\n").map(String.init)
+            qmtpFromEnv = true
+        } else {
+            guard case .success(let l) = control.list(env.nonEmpty("QMTPROUTESFILE") ?? "qmtproutes") else {
+                return .failure(fail("Unable to read control file"))
+            }
+            qmtpLines = l ?? []
+        }
+        if let r = env["SMTPROUTE"] ?? env["X-SMTPROUTES"] {
+            smtpLines = r.split(separator: "\n").map(String.init)
+            smtpFromEnv = true
+        } else {
+            guard case .success(let l) = control.list(env.nonEmpty("SMTPROUTESFILE") ?? "smtproutes") else {
+                return .failure(fail("Unable to read control file"))
+            }
+            smtpLines = l ?? []
+        }
+        let sources = RouteSources(smtp: RouteTable(lines: smtpLines), qmtp: RouteTable(lines: qmtpLines),
+                                   smtpFromEnvironment: smtpFromEnv, qmtpFromEnvironment: qmtpFromEnv)
+        let route = sources.route(host: host, senderIsNull: arguments[1].isEmpty)
+
+        var penalty = env["MIN_PENALTY"].flatMap { RemoteRoute.signedLeadingNumber(Substring($0)) } ?? TCPTimeoutTable.defaultPenalty
+        var tolerance = env["MAX_TOLERANCE"].flatMap { RemoteRoute.leadingNumber(Substring($0)) } ?? TCPTimeoutTable.defaultTolerance
+        if let p = route?.penalty { penalty = p }
+        if let t = route?.tolerance { tolerance = t }
+
+        let certDirectory = env.nonEmpty("CERTDIR") ?? Path.join(paths.sysconfDirectory, "certs")
+        return .success(RemoteSettings(
+            host: host, sender: arguments[1], qqeh: arguments[2],
+            size: String(decoding: arguments[3], as: UTF8.self), recipients: Array(arguments[4...]),
+            controlDirectory: control.directory, queueDirectory: paths.queueDirectory, certDirectory: certDirectory,
+            timeoutConnect: Double(max(1, connectTimeout)), timeoutRemote: Double(max(1, remoteTimeout)),
+            heloHost: helo, outgoingIP: outgoing, outgoingIPText: outgoingText,
+            notTLSHosts: Set((notls ?? []).map { $0.lowercased() }), route: route,
+            useAuth: env.contains("AUTH_SMTP"), authMethod: env["AUTH_SMTP"] ?? "",
+            penalty: penalty, tolerance: tolerance,
+            smtps: env.contains("SMTPS") || route?.implicitTLS == true, environment: env))
+    }
+
+    /// Whether the tcpto table is consulted (a route's penalty of 0 turns it off).
+    var usesTimeoutTable: Bool { penalty != 0 }
+}
+
+/// Standard base64 (for AUTH PLAIN/LOGIN).
+func base64Encode(_ bytes: [UInt8]) -> [UInt8] {
+    let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    var out: [UInt8] = []
+    var i = 0
+    while i < bytes.count {
+        let b0 = bytes[i], b1 = i + 1 < bytes.count ? bytes[i + 1] : 0, b2 = i + 2 < bytes.count ? bytes[i + 2] : 0
+        out.append(table[Int(b0 >> 2)])
+        out.append(table[Int((b0 & 3) << 4 | b1 >> 4)])
+        out.append(i + 1 < bytes.count ? table[Int((b1 & 15) << 2 | b2 >> 6)] : UInt8(ascii: "="))
+        out.append(i + 2 < bytes.count ? table[Int(b2 & 63)] : UInt8(ascii: "="))
+        i += 3
+    }
+    return out
+}
