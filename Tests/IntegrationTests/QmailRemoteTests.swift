@@ -1,0 +1,424 @@
+// qmail-remote as qmail-rspawn runs it (host sender qqeh size recipients, message on fd 0),
+// against a scripted Python SMTP server, postfix's smtp-sink and a private dnsmasq; the
+// report bytes on stdout are compared exactly. Also qmail-tcpto / qmail-tcpok.
+import Core
+import Glibc
+import Testing
+
+/// A control directory, a queue with lock/tcpto, and the commands linked to indimail-tls.
+final class RemoteFixture {
+    let box = Sandbox()
+    let bin: String
+
+    init() {
+        box.write("etc/control/me", "client.test\n")
+        box.directory("queue/lock")
+        box.write("queue/lock/tcpto", [UInt8](repeating: 0, count: 2048))
+        bin = box.commandLinks(["qmail-remote", "qmail-tcpto", "qmail-tcpok"], binary: Build.indimailTLS)
+    }
+
+    var environment: [String: String] {
+        ["PATH": "/usr/bin:/bin", "SYSCONFDIR": box.at("etc"), "CONTROLDIR": "control", "QUEUEDIR": box.at("queue"),
+         "CERTDIR": box.at("etc/certs"), "DNSCACHEIP": "127.0.0.1:\(closedUDPPort())", "DNSTIMEOUT": "5"]
+    }
+
+    func control(_ name: String, _ text: String) { box.write("etc/control/\(name)", text) }
+
+    func route(_ domain: String, to server: ScriptedSMTPServer, extra: String = "") {
+        control("smtproutes", "\(domain):\(server.address):\(server.port)\(extra)\n")
+    }
+
+    func remote(host: String = "remote.test", sender: String = "alice@client.test", qqeh: String = "",
+                recipients: [String] = ["bob@remote.test"], message: String = "Subject: hi\n\nhello\n.dot\n",
+                environment extra: [String: String] = [:]) -> Outcome {
+        var env = environment
+        for (k, v) in extra { env[k] = v }
+        let file = box.write("message", message)
+        return run(["/bin/sh", "-c", "exec \"$0\" \"$@\" < \"$QR_MESSAGE\"", Path.join(bin, "qmail-remote"),
+                    host, sender, qqeh, String(message.utf8.count)] + recipients,
+                   environment: env.merging(["QR_MESSAGE": file]) { a, _ in a }, inheritEnvironment: false, timeout: 30)
+    }
+
+    func tool(_ name: String) -> Outcome {
+        run([Path.join(bin, name)], environment: environment, inheritEnvironment: false)
+    }
+
+    var tcpto: [UInt8] { contents(box.at("queue/lock/tcpto")) ?? [] }
+}
+
+/// Report bytes with NULs shown as `\0`, for readable comparisons.
+func reports(_ o: Outcome) -> String {
+    String(decoding: o.stdout, as: UTF8.self).replacingOccurrences(of: "\0", with: "\\0")
+}
+
+private extension String {
+    func replacingOccurrences(of a: String, with b: String) -> String {
+        split(separator: Character(a), omittingEmptySubsequences: false).joined(separator: b)
+    }
+}
+
+@Suite("qmail-remote") struct QmailRemoteTests {
+    @Test func deliversAndReportsSuccess() throws {
+        let f = RemoteFixture()
+        let server = try #require(ScriptedSMTPServer(.init()))
+        f.route("remote.test", to: server)
+        let o = f.remote(qqeh: "X-Queue: 1\n")
+        #expect(o.exitCode == 0)
+        let expected = "rFrom: <alice@client.test> RCPT: <bob@remote.test> \\0"
+            + "K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"
+        #expect(reports(o) == expected)
+        let log = server.log
+        #expect(log.contains("C: EHLO client.test\n"))
+        #expect(log.contains("C: MAIL FROM:<alice@client.test> SIZE=24\n"))
+        #expect(log.contains("C: RCPT TO:<bob@remote.test>\n"))
+        #expect(log.contains("BODY b'X-Queue: 1\\r\\nSubject: hi\\r\\n\\r\\nhello\\r\\n..dot\\r\\n'"))
+        #expect(log.contains("C: QUIT"))
+    }
+
+    @Test func heloHostAndNoSizeWithoutTheExtension() throws {
+        let f = RemoteFixture()
+        f.control("helohost", "out.client.test\n")
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["502 no EHLO here"]
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        let o = f.remote()
+        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(server.log.contains("C: HELO out.client.test\n"))
+        #expect(server.log.contains("C: MAIL FROM:<alice@client.test>\n"))
+    }
+
+    struct StageCase: CustomTestStringConvertible, Sendable {
+        let name: String
+        let apply: @Sendable (inout ScriptedSMTPServer.Script) -> Void
+        let expected: String
+        var testDescription: String { name }
+    }
+
+    static let stages: [StageCase] = [
+        StageCase(name: "greeting 5xx", apply: { $0.greeting = "554 5.3.2 go away" },
+                  expected: "DConnected to 127.0.0.1 but greeting failed.\nRemote host said: 554 5.3.2 go away\n\\0"),
+        StageCase(name: "EHLO and HELO 4xx", apply: { $0.ehlo = ["421 busy"]; $0.helo = "421 still busy" },
+                  expected: "ZConnected to 127.0.0.1 but my name -->client.test<-- was rejected :(.\nRemote host said: 421 busy\n\\0"),
+        StageCase(name: "MAIL 4xx", apply: { $0.mail = "451 4.3.0 try later" },
+                  expected: "ZConnected to 127.0.0.1 but sender was rejected.\nRemote host said: 451 4.3.0 try later\n\\0"),
+        StageCase(name: "MAIL 5xx", apply: { $0.mail = "553-5.1.8 bad sender\n553 5.1.8 really" },
+                  expected: "DConnected to 127.0.0.1 but sender was rejected.\nRemote host said: 553-5.1.8 bad sender\n553 5.1.8 really\n\\0"),
+        StageCase(name: "RCPT 5xx", apply: { $0.rcpt = ["550 5.1.1 no such user"] },
+                  expected: "hFrom: <alice@client.test> RCPT: <bob@remote.test> 127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 no such user\n\\0"
+                    + "DGiving up on 127.0.0.1.\nRemote host said: 550 5.1.1 no such user\n\\0"),
+        StageCase(name: "RCPT 4xx", apply: { $0.rcpt = ["452 4.2.2 full"] },
+                  expected: "sFrom: <alice@client.test> RCPT: <bob@remote.test> 127.0.0.1 does not like recipient.\nRemote host said: 452 4.2.2 full\n\\0"
+                    + "DGiving up on 127.0.0.1.\nRemote host said: 452 4.2.2 full\n\\0"),
+        StageCase(name: "DATA 4xx", apply: { $0.data = "451 4.3.0 not now" },
+                  expected: "rFrom: <alice@client.test> RCPT: <bob@remote.test> \\0"
+                    + "Z127.0.0.1 failed on DATA command.\nRemote host said: 451 4.3.0 not now\n\\0"),
+        StageCase(name: "DATA 5xx", apply: { $0.data = "554 5.5.1 no valid recipients" },
+                  expected: "rFrom: <alice@client.test> RCPT: <bob@remote.test> \\0"
+                    + "D127.0.0.1 failed on DATA command.\nRemote host said: 554 5.5.1 no valid recipients\n\\0"),
+        StageCase(name: "after message 4xx", apply: { $0.end = "452 4.3.1 insufficient storage" },
+                  expected: "rFrom: <alice@client.test> RCPT: <bob@remote.test> \\0"
+                    + "Z127.0.0.1 failed after I sent the message.\nRemote host said: 452 4.3.1 insufficient storage\n\\0"),
+        StageCase(name: "after message 5xx", apply: { $0.end = "552 5.3.4 too big" },
+                  expected: "rFrom: <alice@client.test> RCPT: <bob@remote.test> \\0"
+                    + "D127.0.0.1 failed after I sent the message.\nRemote host said: 552 5.3.4 too big\n\\0"),
+        StageCase(name: "malformed reply", apply: { $0.mail = "250ok" },
+                  expected: "ZConnected to 127.0.0.1 but sender was rejected.\nRemote host said: 250ok\n\\0"),
+    ]
+
+    @Test(arguments: stages) func stageFailuresAreReportedExactly(_ c: StageCase) throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        c.apply(&script)
+        // A multi-line reply is written as several lines by the server.
+        script.mail = script.mail.split(separator: "\n").joined(separator: "\r\n")
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        let o = f.remote()
+        #expect(o.exitCode == 0)
+        #expect(reports(o) == c.expected)
+    }
+
+    @Test func someRecipientsAccepted() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.rcpt = ["250 ok", "550 5.1.1 unknown", "250 ok"]
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        let o = f.remote(recipients: ["a@remote.test", "b@remote.test", "c@remote.test"])
+        let expected = "rFrom: <alice@client.test> RCPT: <a@remote.test> \\0"
+            + "hFrom: <alice@client.test> RCPT: <b@remote.test> 127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 unknown\n\\0"
+            + "rFrom: <alice@client.test> RCPT: <c@remote.test> \\0"
+            + "K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"
+        #expect(reports(o) == expected)
+    }
+
+    @Test func bounceSenderAndQuotedLocalPart() throws {
+        let f = RemoteFixture()
+        let server = try #require(ScriptedSMTPServer(.init()))
+        f.route("remote.test", to: server)
+        let o = f.remote(sender: "", recipients: ["john smith@remote.test"])
+        #expect(reports(o).hasPrefix("rFrom: <> RCPT: <\"john?smith\"@remote.test> \\0K127.0.0.1"))
+        #expect(server.log.contains("C: MAIL FROM:<> SIZE=24\n"))
+        #expect(server.log.contains("C: RCPT TO:<\"john smith\"@remote.test>\n"))
+    }
+
+    @Test func partialFinalLineIsRefused() throws {
+        let f = RemoteFixture()
+        let server = try #require(ScriptedSMTPServer(.init()))
+        f.route("remote.test", to: server)
+        let o = f.remote(message: "Subject: x\n\nno newline")
+        #expect(reports(o).hasSuffix("DSMTP cannot transfer messages with partial final lines. (#5.6.2)\n\\0"))
+        #expect(!server.log.contains("BODY"))
+    }
+
+    @Test func greetingDeferralTriesNextAndRecordsTimeout() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.greeting = "421 4.3.2 shutting down"
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        let o = f.remote()
+        #expect(reports(o) == "ZSorry, I wasn't able to establish a SMTP connection for 127.0.0.1 to 127.0.0.1 port \(server.port) bind IP []. (#4.4.1)\n\\0")
+        let table = f.tcpto
+        #expect(table.count == 2048)
+        #expect(Array(table.prefix(5)) == [2, 0, 0, 0, 1])
+        #expect(Array(table[16..<20]) == [127, 0, 0, 1])
+    }
+
+    @Test func droppedConnection() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.dropGreeting = true
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        let o = f.remote()
+        #expect(reports(o) == "ZConnected to 127.0.0.1 but connection died. Will try alternate MX. tcpto interval 120 (#4.4.2)\n\\0")
+    }
+
+    @Test func refusedConnectionIsRecordedAndToolsShowAndClearIt() throws {
+        let f = RemoteFixture()
+        let port = freePort()
+        f.control("smtproutes", ":127.0.0.1:\(port)\n")
+        let o = f.remote(host: "anywhere.test")
+        #expect(o.exitCode == 0)
+        #expect(reports(o) == "ZSorry, I wasn't able to establish a SMTP connection for 127.0.0.1 to 127.0.0.1 port \(port) bind IP []. (#4.4.1)\n\\0")
+        let table = f.tcpto
+        #expect(Array(table.prefix(5)) == [2, 0, 0, 0, 1])
+        let t = UInt32(table[8]) | UInt32(table[9]) << 8 | UInt32(table[10]) << 16 | UInt32(table[11]) << 24
+        #expect(abs(Int(t) - Int(time(nil))) < 60)
+
+        // A second failure within MAX_TOLERANCE does not count; with 0 tolerance it does.
+        _ = f.remote(host: "anywhere.test")
+        #expect(f.tcpto[4] == 1)
+        _ = f.remote(host: "anywhere.test", environment: ["MAX_TOLERANCE": "0"])
+        #expect(f.tcpto[4] == 2)
+        // Two failures: the address is skipped without a connection attempt.
+        let skipped = f.remote(host: "anywhere.test")
+        #expect(reports(skipped) == "ZSorry, I wasn't able to establish a SMTP connection for 127.0.0.1. (#4.4.1)\n\\0")
+
+        let listing = f.tool("qmail-tcpto")
+        #expect(listing.exitCode == 0)
+        #expect(listing.out.hasPrefix("127.0.0.1 ipv4 timed out "))
+        #expect(listing.out.hasSuffix(" seconds ago; # recent timeouts: 2\n"))
+        let ok = f.tool("qmail-tcpok")
+        #expect(ok.exitCode == 0)
+        #expect(f.tcpto == [UInt8](repeating: 0, count: 2048))
+        #expect(f.tool("qmail-tcpto").out == "")
+    }
+
+    @Test func startTLSWithClientCertificate() throws {
+        let f = RemoteFixture()
+        let certs = try #require(TestCertificates(in: f.box))
+        f.box.write("etc/certs/clientcert.pem", contents(certs.client) ?? [])
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250-STARTTLS", "250 SIZE 1000000"]
+        script.certificate = certs.server
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        let o = f.remote()
+        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTPS.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        let log = server.log
+        #expect(log.contains("C: STARTTLS\nTLS TLSv1."))
+        #expect(log.components("C: EHLO client.test") == 2)
+
+        // tlshosts/<host>.pem: the server's certificate must verify against it.
+        f.box.write("etc/certs/tlshosts/127.0.0.1.pem", contents(certs.ca) ?? [])
+        let verified = f.remote()
+        #expect(reports(verified).hasSuffix("K127.0.0.1 accepted message - Protocol SMTPS.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+    }
+
+    @Test func requiredTLSMissing() throws {
+        let f = RemoteFixture()
+        let certs = try #require(TestCertificates(in: f.box))
+        f.box.write("etc/certs/clientcert.pem", contents(certs.client) ?? [])
+        let pem = f.box.write("etc/certs/tlshosts/127.0.0.1.pem", contents(certs.ca) ?? [])
+        let server = try #require(ScriptedSMTPServer(.init()))
+        f.route("remote.test", to: server)
+        let o = f.remote()
+        #expect(reports(o) == "ZNo TLS achieved while \(pem) exists; connecting to 127.0.0.1.\nRemote host said: No TLS achieved while \(pem) exists\\0")
+    }
+
+    @Test func notlshostsKeepsPlainText() throws {
+        let f = RemoteFixture()
+        let certs = try #require(TestCertificates(in: f.box))
+        f.box.write("etc/certs/clientcert.pem", contents(certs.client) ?? [])
+        f.control("notlshosts", "remote.test\n")
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250 STARTTLS"]
+        script.certificate = certs.server
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        let o = f.remote()
+        #expect(reports(o).hasSuffix("- Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(!server.log.contains("STARTTLS"))
+    }
+
+    @Test func implicitTLSOnPort465Form() throws {
+        let f = RemoteFixture()
+        let certs = try #require(TestCertificates(in: f.box))
+        var script = ScriptedSMTPServer.Script()
+        script.implicitTLS = true
+        script.certificate = certs.server
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        let o = f.remote(environment: ["SMTPS": ""])
+        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTPS.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+    }
+
+    @Test func authPlainAndLogin() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250-AUTH LOGIN PLAIN", "250 SIZE 100000"]
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server, extra: " user+1 s3cret")
+        let plain = f.remote(environment: ["AUTH_SMTP": ""])
+        #expect(reports(plain).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(server.log.contains("AUTH PLAIN b'alice@client.test\\x00user+1\\x00s3cret'"))
+        #expect(server.log.contains("C: MAIL FROM:<alice@client.test> SIZE=24 AUTH=<user+2B1>\n"))
+        let login = f.remote(environment: ["AUTH_SMTP": "LOGIN"])
+        #expect(reports(login).hasPrefix("rFrom:"))
+        #expect(server.log.contains("AUTH LOGIN b'user+1' b's3cret'"))
+        // Without AUTH_SMTP the credentials are not used.
+        _ = f.remote()
+        #expect(server.log.components("AUTH ") == 4)
+    }
+
+    @Test func authRejected() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250 AUTH PLAIN"]
+        script.auth = "535 5.7.8 bad credentials"
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server, extra: " user pw")
+        let o = f.remote(environment: ["AUTH_SMTP": ""])
+        #expect(reports(o) == "DConnected to 127.0.0.1 but authentication credentials invalid (AUTH PLAIN) (#5.7.8)..\nRemote host said: 535 5.7.8 bad credentials\n\\0")
+    }
+
+    @Test func authMethodNotOffered() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250 AUTH CRAM-MD5"]
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server, extra: " user pw")
+        let o = f.remote(environment: ["AUTH_SMTP": "PLAIN"])
+        #expect(reports(o).hasPrefix("Kno supported AUTH method found, continuing without authentication.\n\\0rFrom:"))
+    }
+
+    @Test func qmtpRoute() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.qmtpAnswers = ["Kok 123", "Dno\tsuch"]
+        let server = try #require(ScriptedSMTPServer(script))
+        f.control("qmtproutes", "remote.test:127.0.0.1:\(server.port)\n")
+        let o = f.remote(recipients: ["a@remote.test", "b@remote.test"])
+        #expect(reports(o) == "rRemote host said: ok 123\n\\0hRemote host said: no?such\n\\0DGiving up on 127.0.0.1 - Protocol QMTP\n\\0")
+        #expect(server.log.contains("QMTP message b'\\nSubject: hi\\n\\nhello\\n.dot\\n'"))
+        #expect(server.log.contains("QMTP recipients b'13:a@remote.test,13:b@remote.test,'"))
+    }
+
+    @Test func postfixSmtpSink() throws {
+        let sink = try #require(peer("/usr/sbin/smtp-sink"))
+        let f = RemoteFixture()
+        let port = freePort()
+        // smtp-sink wants an account to run as when started by root.
+        let user = getuid() == 0 ? ["-u", "nobody"] : []
+        let child = try #require(BackgroundChild([sink] + user + ["127.0.0.1:\(port)", "5"]))
+        #expect(waitForListener(port))
+        f.control("smtproutes", "remote.test:127.0.0.1:\(port)\n")
+        let o = f.remote(recipients: ["x@remote.test", "y@remote.test"])
+        #expect(reports(o).hasPrefix("rFrom: <alice@client.test> RCPT: <x@remote.test> \\0rFrom: <alice@client.test> RCPT: <y@remote.test> \\0K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250"))
+        _ = child
+    }
+
+    @Test func usage() {
+        let f = RemoteFixture()
+        let o = run([Path.join(f.bin, "qmail-remote"), "remote.test", "a@b"], environment: f.environment, inheritEnvironment: false)
+        #expect(reports(o) == "DI (qmail-remote) was invoked improperly. (#5.3.5)\n\\0")
+    }
+}
+
+/// MX selection against dnsmasq: SMTP servers on port 25 of private loopback addresses.
+@Suite("qmail-remote MX") struct QmailRemoteMXTests {
+    /// A 127.x.y.0/24 block unlikely to be used by another test at the same time.
+    static func block() -> String { "127.\(100 + Int(getpid()) % 100).\(Int.random(in: 1...250))" }
+
+    @Test func ordersByPreferenceAndSkipsDeadHost() throws {
+        let net = QmailRemoteMXTests.block()
+        let live = try #require(ScriptedSMTPServer(.init(), address: "\(net).2", port: 25))
+        let dns = try #require(Dnsmasq(addresses: ["127.0.0.1"], zones: ["mx.test"], records: [
+            "--mx-host=mx.test,dead.mx.test,10", "--mx-host=mx.test,live.mx.test,20",
+            "--host-record=dead.mx.test,\(net).3", "--host-record=live.mx.test,\(net).2",
+            "--host-record=plain.mx.test,\(net).2",
+        ]))
+        let f = RemoteFixture()
+        let o = f.remote(host: "mx.test", recipients: ["bob@mx.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
+        #expect(reports(o) == "rFrom: <alice@client.test> RCPT: <bob@mx.test> \\0K\(net).2 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0")
+        // The dead exchanger was tried first and is now in the table.
+        let table = f.tcpto
+        #expect(Array(table.prefix(5)) == [2, 0, 0, 0, 1])
+        #expect(Array(table[16..<20]) == IPAddress("\(net).3")?.bytes)
+
+        // Implicit MX: a name with only an address.
+        let implicit = f.remote(host: "plain.mx.test", recipients: ["bob@plain.mx.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
+        #expect(reports(implicit).hasSuffix("K\(net).2 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+
+        let missing = f.remote(host: "nx.mx.test", recipients: ["bob@nx.mx.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
+        #expect(reports(missing) == "DSorry, I couldn't find any host named nx.mx.test. (#5.1.2)\n\\0")
+
+        // Both exchangers dead: every address tried is listed.
+        _ = f.tool("qmail-tcpok")
+        withExtendedLifetime(live) {}
+        let dnsDead = try #require(Dnsmasq(addresses: ["127.0.0.1"], zones: ["dead.test"], records: [
+            "--mx-host=dead.test,a.dead.test,10", "--mx-host=dead.test,b.dead.test,10",
+            "--host-record=a.dead.test,\(net).4", "--host-record=b.dead.test,\(net).5",
+        ]))
+        let none = f.remote(host: "dead.test", recipients: ["x@dead.test"], environment: ["DNSCACHEIP": dnsDead.dnscacheip()])
+        let text = reports(none)
+        #expect(text.hasPrefix("ZSorry, I wasn't able to establish a SMTP connection for dead.test to "))
+        #expect(text.contains("\(net).4") && text.contains("\(net).5"))
+        #expect(text.hasSuffix(" port 25 bind IP []. (#4.4.1)\n\\0"))
+    }
+
+    @Test func localAddressAsBestMXIsRefused() throws {
+        let dns = try #require(Dnsmasq(addresses: ["127.0.0.1"], zones: ["self.test"], records: [
+            "--mx-host=self.test,me.self.test,10", "--host-record=me.self.test,127.0.0.1",
+        ]))
+        let f = RemoteFixture()
+        let o = f.remote(host: "self.test", recipients: ["x@self.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
+        #expect(reports(o) == "DSorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my \(f.box.at("etc/control"))/locals file, so I don't treat it as local. (#5.4.6)\n\\0")
+    }
+}
+
+private extension String {
+    func components(_ needle: String) -> Int {
+        let hay = Array(utf8), n = Array(needle.utf8)
+        guard !n.isEmpty, hay.count >= n.count else { return 0 }
+        var count = 0
+        var i = 0
+        while i + n.count <= hay.count {
+            if Array(hay[i..<(i + n.count)]) == n { count += 1; i += n.count } else { i += 1 }
+        }
+        return count
+    }
+}

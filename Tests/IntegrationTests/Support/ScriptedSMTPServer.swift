@@ -1,0 +1,188 @@
+// A scripted SMTP/QMTP server for qmail-remote's tests: Python on loopback, answering each
+// stage with the reply the test chose and logging what the client sent. Killed with the value.
+import Core
+import Glibc
+
+final class ScriptedSMTPServer {
+    let port: UInt16
+    let address: String
+    let logFile: String
+    private let child: BackgroundChild
+    private let box = Sandbox()
+
+    struct Script {
+        var greeting = "220 sink.test ESMTP"
+        var ehlo = ["250-sink.test", "250-PIPELINING", "250-SIZE 10240000", "250 8BITMIME"]
+        var helo = "250 sink.test"
+        var mail = "250 2.1.0 Ok"
+        /// One reply per RCPT, the last one repeated.
+        var rcpt = ["250 2.1.5 Ok"]
+        var data = "354 End data with <CR><LF>.<CR><LF>"
+        var end = "250 2.0.0 Ok: queued as 12345"
+        var starttls = "220 2.0.0 Ready to start TLS"
+        /// PEM with the server certificate and key; enables the STARTTLS stage.
+        var certificate: String?
+        /// Immediate TLS on connect (SMTPS).
+        var implicitTLS = false
+        var auth = "235 2.7.0 Authentication successful"
+        /// Close the connection instead of sending the greeting.
+        var dropGreeting = false
+        /// QMTP instead of SMTP: one answer per recipient.
+        var qmtpAnswers: [String]? = nil
+    }
+
+    static let program = #"""
+import json, socket, ssl, sys, base64
+spec = json.load(open(sys.argv[1]))
+log = open(sys.argv[2], "a", buffering=1)
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((spec["address"], spec["port"]))
+srv.listen(8)
+open(sys.argv[3], "w").write(str(srv.getsockname()[1]))
+def tls_wrap(conn):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(spec["certificate"])
+    return ctx.wrap_socket(conn, server_side=True)
+def serve(conn):
+    f = conn.makefile("rb")
+    def send(s):
+        conn.sendall((s + "\r\n").encode())
+    def line():
+        l = f.readline()
+        if not l:
+            raise EOFError
+        return l.decode("latin-1").rstrip("\r\n")
+    if spec.get("qmtp"):
+        data = b""
+        def netstring(rd):
+            n = b""
+            while True:
+                c = rd.read(1)
+                if c == b":": break
+                if not c: raise EOFError
+                n += c
+            body = rd.read(int(n))
+            rd.read(1)
+            return body
+        msg = netstring(f); sender = netstring(f); rl = netstring(f)
+        log.write("QMTP message %r\nQMTP sender %r\nQMTP recipients %r\n" % (msg, sender, rl))
+        for a in spec["qmtp"]:
+            b = a.encode()
+            conn.sendall(str(len(b)).encode() + b":" + b + b",")
+        return
+    if spec.get("dropGreeting"):
+        return
+    send(spec["greeting"])
+    rcpts = 0
+    while True:
+        l = line()
+        log.write("C: " + l + "\n")
+        u = l.upper()
+        if u.startswith("EHLO"):
+            for r in spec["ehlo"]: send(r)
+        elif u.startswith("HELO"):
+            send(spec["helo"])
+        elif u == "STARTTLS":
+            send(spec["starttls"])
+            if spec["starttls"].startswith("220"):
+                conn = tls_wrap(conn)
+                f = conn.makefile("rb")
+                log.write("TLS " + conn.version() + "\n")
+        elif u.startswith("AUTH PLAIN"):
+            send("334 ")
+            log.write("AUTH PLAIN " + repr(base64.b64decode(line())) + "\n")
+            send(spec["auth"])
+        elif u.startswith("AUTH LOGIN"):
+            send("334 VXNlcm5hbWU6")
+            user = base64.b64decode(line())
+            send("334 UGFzc3dvcmQ6")
+            pw = base64.b64decode(line())
+            log.write("AUTH LOGIN %r %r\n" % (user, pw))
+            send(spec["auth"])
+        elif u.startswith("MAIL"):
+            send(spec["mail"])
+        elif u.startswith("RCPT"):
+            r = spec["rcpt"]
+            send(r[min(rcpts, len(r) - 1)])
+            rcpts += 1
+        elif u == "DATA":
+            send(spec["data"])
+            if not spec["data"].startswith("354"): continue
+            body = b""
+            while True:
+                raw = f.readline()
+                if not raw: raise EOFError
+                if raw == b".\r\n": break
+                body += raw
+            log.write("BODY %r\n" % body)
+            send(spec["end"])
+        elif u == "QUIT":
+            send("221 bye")
+            return
+        else:
+            send("502 unknown")
+while True:
+    conn, _ = srv.accept()
+    log.write("CONNECT\n")
+    try:
+        if spec.get("implicitTLS"):
+            conn = tls_wrap(conn)
+            log.write("TLS " + conn.version() + "\n")
+        serve(conn)
+    except Exception as e:
+        log.write("END %s\n" % type(e).__name__)
+    try: conn.close()
+    except Exception: pass
+"""#
+
+    /// Starts the server on `address`:`port` (0 = any free port); nil when it does not come up.
+    init?(_ script: Script, address: String = "127.0.0.1", port: UInt16 = 0) {
+        self.address = address
+        logFile = box.at("server.log")
+        let portFile = box.at("port")
+        var spec: [String] = [
+            "\"address\": \(json(address))", "\"port\": \(port)",
+            "\"greeting\": \(json(script.greeting))", "\"ehlo\": [\(script.ehlo.map(json).joined(separator: ","))]",
+            "\"helo\": \(json(script.helo))", "\"mail\": \(json(script.mail))",
+            "\"rcpt\": [\(script.rcpt.map(json).joined(separator: ","))]", "\"data\": \(json(script.data))",
+            "\"end\": \(json(script.end))", "\"starttls\": \(json(script.starttls))", "\"auth\": \(json(script.auth))",
+            "\"implicitTLS\": \(script.implicitTLS)", "\"dropGreeting\": \(script.dropGreeting)",
+        ]
+        if let c = script.certificate { spec.append("\"certificate\": \(json(c))") }
+        if let q = script.qmtpAnswers { spec.append("\"qmtp\": [\(q.map(json).joined(separator: ","))]") }
+        let specFile = box.write("spec.json", "{" + spec.joined(separator: ",") + "}")
+        let programFile = box.write("server.py", ScriptedSMTPServer.program)
+        guard let child = BackgroundChild(["/usr/bin/python3", programFile, specFile, logFile, portFile],
+                                          output: box.at("python.err")) else { return nil }
+        self.child = child
+        var found: UInt16 = 0
+        _ = eventually(within: 15) {
+            if let text = contents(portFile), let p = UInt16(String(decoding: text, as: UTF8.self)) { found = p; return true }
+            return !child.isRunning
+        }
+        guard found != 0 else {
+            let why = contents(box.at("python.err")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            FD.writeAll(2, Array("scripted SMTP server did not start: \(why)\n".utf8))
+            return nil
+        }
+        self.port = found
+    }
+
+    var log: String { String(decoding: contents(logFile) ?? [], as: UTF8.self) }
+}
+
+private func json(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default: out.unicodeScalars.append(u)
+        }
+    }
+    return out + "\""
+}
