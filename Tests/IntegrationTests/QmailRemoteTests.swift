@@ -351,6 +351,24 @@ private extension String {
         _ = child
     }
 
+    @Test func moreSMTPRoutesCDB() throws {
+        let f = RemoteFixture()
+        let server = try #require(ScriptedSMTPServer(.init()))
+        let fd = open(f.box.at("etc/control/moresmtproutes.cdb"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let writer = CDBWriter(fd: fd)
+        _ = writer.start()
+        _ = writer.add(key: "special@cdb.test", value: "127.0.0.1:\(server.port)")
+        _ = writer.finish()
+        close(fd)
+        let o = f.remote(host: "cdb.test", recipients: ["special@cdb.test"])
+        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        // $SMTPROUTE wins over the files.
+        f.control("smtproutes", "cdb.test:127.0.0.1:1\n")
+        let env = f.remote(host: "cdb.test", recipients: ["other@cdb.test"],
+                           environment: ["SMTPROUTE": "cdb.test:127.0.0.1:\(server.port)"])
+        #expect(reports(env).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+    }
+
     @Test func usage() {
         let f = RemoteFixture()
         let o = run([Path.join(f.bin, "qmail-remote"), "remote.test", "a@b"], environment: f.environment, inheritEnvironment: false)
@@ -398,6 +416,29 @@ private extension String {
         #expect(text.hasPrefix("ZSorry, I wasn't able to establish a SMTP connection for dead.test to "))
         #expect(text.contains("\(net).4") && text.contains("\(net).5"))
         #expect(text.hasSuffix(" port 25 bind IP []. (#4.4.1)\n\\0"))
+    }
+
+    @Test func mxpsPrefersQMTPAndFallsBackToSMTP() throws {
+        let net = QmailRemoteMXTests.block()
+        var script = ScriptedSMTPServer.Script()
+        script.qmtpAnswers = ["Kthanks"]
+        let qmtp = try #require(ScriptedSMTPServer(script, address: "\(net).2", port: 209))
+        let smtp = try #require(ScriptedSMTPServer(.init(), address: "\(net).3", port: 25))
+        let dns = try #require(Dnsmasq(addresses: ["127.0.0.1"], zones: ["mxps.test"], records: [
+            "--mx-host=q.mxps.test,qmtp.mxps.test,12801", "--host-record=qmtp.mxps.test,\(net).2",
+            "--mx-host=s.mxps.test,smtp.mxps.test,12801", "--host-record=smtp.mxps.test,\(net).3",
+        ]))
+        let f = RemoteFixture()
+        let o = f.remote(host: "q.mxps.test", recipients: ["a@q.mxps.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
+        #expect(reports(o) == "rRemote host said: thanks\n\\0K\(net).2 accepted message - Protocol QMTP\n\\0")
+        #expect(qmtp.log.contains("QMTP recipients b'13:a@q.mxps.test,'"))
+        let fallback = f.remote(host: "s.mxps.test", recipients: ["a@s.mxps.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
+        #expect(reports(fallback).hasSuffix("K\(net).3 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(smtp.log.contains("C: RCPT TO:<a@s.mxps.test>"))
+        // DISABLE_MXPS: plain SMTP on port 25 straight away (nothing listens there for q).
+        let disabled = f.remote(host: "q.mxps.test", recipients: ["a@q.mxps.test"],
+                                environment: ["DNSCACHEIP": dns.dnscacheip(), "DISABLE_MXPS": "1"])
+        #expect(reports(disabled) == "ZSorry, I wasn't able to establish a SMTP connection for q.mxps.test to \(net).2 port 25 bind IP []. (#4.4.1)\n\\0")
     }
 
     @Test func localAddressAsBestMXIsRefused() throws {

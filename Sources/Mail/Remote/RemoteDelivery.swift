@@ -44,8 +44,12 @@ final class RemoteDelivery {
             let targets = try chooseTargets(resolver: resolver, local: local)
             var tried: [String] = []
             var withoutTLS = false
+            var qmtpFailed = false
+            var lastPort = port
+            var lastProtocol = protocolName
             var index = 0
             let spread = TCPTimeoutTable.spread(pid: getpid())
+            let mxps = settings.route == nil && !settings.environment.contains("DISABLE_MXPS")
             while index < targets.count {
                 let target = targets[index]
                 if settings.usesTimeoutTable, let table = timeoutFile.read(),
@@ -53,19 +57,30 @@ final class RemoteDelivery {
                     index += 1
                     continue
                 }
-                if !withoutTLS { tried.append(target.address.description) }
-                let remote = SocketAddress.inet(target.address, port: UInt16(port), scope: 0)
+                // MXPS: an MX preference of 12801, 12817, … asks for QMTP first, SMTP as fallback.
+                let useQMTP = settings.route?.transport == .qmtp
+                    || (mxps && !qmtpFailed && RemoteDelivery.qmtpPriority(target.preference))
+                let attemptPort = settings.route?.port ?? (useQMTP ? RemoteRoute.qmtpPort : RemoteRoute.smtpPort)
+                lastPort = attemptPort
+                lastProtocol = useQMTP ? "QMTP" : "SMTP"
+                if !withoutTLS && !qmtpFailed { tried.append(target.address.description) }
+                let remote = SocketAddress.inet(target.address, port: UInt16(attemptPort), scope: 0)
                 switch Socket.connect(to: remote, from: settings.outgoingIP, timeout: settings.timeoutConnect) {
                 case .failure(let error):
+                    if useQMTP && settings.route == nil {
+                        qmtpFailed = true  // the same address again, by SMTP
+                        continue
+                    }
                     let counted = [ETIMEDOUT, ECONNREFUSED, EHOSTDOWN, ENETUNREACH, EHOSTUNREACH].contains(error.errno)
                     recordTimeout(target.address, failed: counted)
                     withoutTLS = false
+                    qmtpFailed = false
                     index += 1
                 case .success(let fd):
                     recordTimeout(target.address, failed: false)
                     let connection = SMTPConnection(socket: fd, timeout: settings.timeoutRemote)
                     partner = target.address.description
-                    if settings.route?.transport == .qmtp {
+                    if useQMTP {
                         throw RemoteFinish(report: qmtp(connection))
                     }
                     switch try smtp(connection, target: target, tlsAllowed: !withoutTLS) {
@@ -74,17 +89,23 @@ final class RemoteDelivery {
                     case .next:
                         recordTimeout(target.address, failed: true)
                         withoutTLS = false
+                        qmtpFailed = false
                         index += 1
                     }
                 }
             }
-            return .noConnection(protocolName: protocolName, host: Array(routeHost.utf8), tried: tried, port: port,
+            return .noConnection(protocolName: lastProtocol, host: Array(routeHost.utf8), tried: tried, port: lastPort,
                                  bindIP: settings.outgoingIPText)
         } catch let finish as RemoteFinish {
             return finish.report
         } catch {
             return .systemResources
         }
+    }
+
+    /// MX preferences that announce a QMTP server (MXPS): 12801 + 16k up to 13055.
+    static func qmtpPriority(_ preference: Int) -> Bool {
+        preference >= 12800 && preference <= 13055 && preference % 16 == 1
     }
 
     /// The host name the addresses come from: the relay of a route, else the domain.

@@ -101,7 +101,22 @@ struct RemoteSettings {
         }
         let sources = RouteSources(smtp: RouteTable(lines: smtpLines), qmtp: RouteTable(lines: qmtpLines),
                                    smtpFromEnvironment: smtpFromEnv, qmtpFromEnvironment: qmtpFromEnv)
-        let route = sources.route(host: host, senderIsNull: arguments[1].isEmpty)
+        // moresmtproutes.cdb: per-address and per-domain routes, when the routes are not
+        // given in the environment.
+        var moreRoutes: CDB?
+        if !smtpFromEnv {
+            let path = control.path(env.nonEmpty("MORESMTPROUTESCDB") ?? "moresmtproutes.cdb")
+            switch CDB.open(path) {
+            case .success(let cdb): moreRoutes = cdb
+            case .failure where access(path, F_OK) != 0 && errno == ENOENT: break
+            case .failure: return .failure(fail("Unable to read control file"))
+            }
+        }
+        let route = sources.route(host: host, senderIsNull: arguments[1].isEmpty,
+                                  firstRecipient: String(decoding: arguments[4], as: UTF8.self)) { key in
+            guard let moreRoutes, case .success(let value?) = moreRoutes.find(key) else { return nil }
+            return String(decoding: value, as: UTF8.self)
+        }
 
         var penalty = env["MIN_PENALTY"].flatMap { RemoteRoute.signedLeadingNumber(Substring($0)) } ?? TCPTimeoutTable.defaultPenalty
         var tolerance = env["MAX_TOLERANCE"].flatMap { RemoteRoute.leadingNumber(Substring($0)) } ?? TCPTimeoutTable.defaultTolerance

@@ -116,20 +116,27 @@ public struct RouteSources: Sendable {
     }
 
     /// The route for mail to `host` from `sender` (empty = bounce: `!@` first); nil
-    /// means deliver by MX. A route with an empty relay also means MX.
-    public func route(host: String, senderIsNull: Bool) -> RemoteRoute? {
+    /// means deliver by MX. A route with an empty relay also means MX. `more` looks a key
+    /// up in moresmtproutes.cdb (the first recipient's address first, then host keys).
+    public func route(host: String, senderIsNull: Bool, firstRecipient: String = "",
+                      more: (String) -> String? = { _ in nil }) -> RemoteRoute? {
+        var found: RemoteRoute? = more(firstRecipient.lowercased()).map { RemoteRoute.parse($0, transport: .smtp) }
         if senderIsNull {
             if let v = qmtp.value(for: "!@") {
-                if let r = nonEmpty(RemoteRoute.parse(v, transport: .qmtp)) { return r }
-            } else if let v = smtp.value(for: "!@"), let r = nonEmpty(RemoteRoute.parse(v, transport: .smtp)) {
-                return r
+                found = RemoteRoute.parse(v, transport: .qmtp)
+            } else if let v = smtp.value(for: "!@") ?? more("!@") {
+                found = RemoteRoute.parse(v, transport: .smtp)
+            } else {
+                found = nil
             }
         }
+        if let r = found, !r.relay.isEmpty { return r }
         for key in RouteTable.candidates(for: host) {
             if qmtpFromEnvironment, let v = qmtp.value(for: key) { return nonEmpty(RemoteRoute.parse(v, transport: .qmtp)) }
             if smtpFromEnvironment, let v = smtp.value(for: key) { return nonEmpty(RemoteRoute.parse(v, transport: .smtp)) }
             if let v = qmtp.value(for: key) { return nonEmpty(RemoteRoute.parse(v, transport: .qmtp)) }
             if let v = smtp.value(for: key) { return nonEmpty(RemoteRoute.parse(v, transport: .smtp)) }
+            if let v = more(key.lowercased()) { return nonEmpty(RemoteRoute.parse(v, transport: .smtp)) }
         }
         return nil
     }
