@@ -179,7 +179,7 @@ private extension String {
         let server = try #require(ScriptedSMTPServer(script))
         f.route("remote.test", to: server)
         let o = f.remote()
-        #expect(reports(o) == "ZSorry, I wasn't able to establish a SMTP connection for 127.0.0.1 to 127.0.0.1 port \(server.port) bind IP []. (#4.4.1)\n\\0")
+        #expect(reports(o) == "ZSorry, I wasn't able to establish a SMTP connection for 127.0.0.1 to 127.0.0.1 port \(server.port) bind IP [::]. (#4.4.1)\n\\0")
         let table = f.tcpto
         #expect(table.count == 2048)
         #expect(Array(table.prefix(5)) == [2, 0, 0, 0, 1])
@@ -202,7 +202,7 @@ private extension String {
         f.control("smtproutes", ":127.0.0.1:\(port)\n")
         let o = f.remote(host: "anywhere.test")
         #expect(o.exitCode == 0)
-        #expect(reports(o) == "ZSorry, I wasn't able to establish a SMTP connection for 127.0.0.1 to 127.0.0.1 port \(port) bind IP []. (#4.4.1)\n\\0")
+        #expect(reports(o) == "ZSorry, I wasn't able to establish a SMTP connection for 127.0.0.1 to 127.0.0.1 port \(port) bind IP [::]. (#4.4.1)\n\\0")
         let table = f.tcpto
         #expect(Array(table.prefix(5)) == [2, 0, 0, 0, 1])
         let t = UInt32(table[8]) | UInt32(table[9]) << 8 | UInt32(table[10]) << 16 | UInt32(table[11]) << 24
@@ -369,6 +369,21 @@ private extension String {
         #expect(reports(env).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
     }
 
+    @Test func domainBindingsAndHeloHostByIP() throws {
+        let f = RemoteFixture()
+        let server = try #require(ScriptedSMTPServer(.init()))
+        f.route("remote.test", to: server)
+        f.control("domainbindings", "bound.test:127.0.0.1\n")
+        let o = f.remote(sender: "alice@bound.test")
+        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(server.log.contains("C: EHLO bound.test\n"))
+        f.control("helohostbyip", "127.0.0.1:byip.test\n")
+        _ = f.remote(sender: "alice@bound.test")
+        #expect(server.log.contains("C: EHLO byip.test\n"))
+        let bad = f.remote(environment: ["OUTGOINGIP": "not-an-ip"])
+        #expect(reports(bad) == "Zinvalid ipaddr in \(f.box.at("etc/control"))/outgoingip (#4.3.0)\n\\0")
+    }
+
     @Test func usage() {
         let f = RemoteFixture()
         let o = run([Path.join(f.bin, "qmail-remote"), "remote.test", "a@b"], environment: f.environment, inheritEnvironment: false)
@@ -387,7 +402,7 @@ private extension String {
         let dns = try #require(Dnsmasq(addresses: ["127.0.0.1"], zones: ["mx.test"], records: [
             "--mx-host=mx.test,dead.mx.test,10", "--mx-host=mx.test,live.mx.test,20",
             "--host-record=dead.mx.test,\(net).3", "--host-record=live.mx.test,\(net).2",
-            "--host-record=plain.mx.test,\(net).2",
+            "--host-record=plain.mx.test,\(net).2", "--cname=alias.mx.test,mx.test",
         ]))
         let f = RemoteFixture()
         let o = f.remote(host: "mx.test", recipients: ["bob@mx.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
@@ -400,6 +415,14 @@ private extension String {
         // Implicit MX: a name with only an address.
         let implicit = f.remote(host: "plain.mx.test", recipients: ["bob@plain.mx.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
         #expect(reports(implicit).hasSuffix("K\(net).2 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+
+        // A recipient domain that is an alias is sent as its canonical name.
+        let alias = f.remote(host: "alias.mx.test", recipients: ["carol@alias.mx.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
+        #expect(reports(alias).hasPrefix("rFrom: <alice@client.test> RCPT: <carol@mx.test> \\0K\(net).2 accepted"))
+        #expect(live.log.contains("C: RCPT TO:<carol@mx.test>\n"))
+        let kept = f.remote(host: "alias.mx.test", recipients: ["dave@alias.mx.test"],
+                            environment: ["DNSCACHEIP": dns.dnscacheip(), "DISABLE_CNAME_LOOKUP": "1"])
+        #expect(reports(kept).hasPrefix("rFrom: <alice@client.test> RCPT: <dave@alias.mx.test> \\0K"))
 
         let missing = f.remote(host: "nx.mx.test", recipients: ["bob@nx.mx.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
         #expect(reports(missing) == "DSorry, I couldn't find any host named nx.mx.test. (#5.1.2)\n\\0")
@@ -415,7 +438,7 @@ private extension String {
         let text = reports(none)
         #expect(text.hasPrefix("ZSorry, I wasn't able to establish a SMTP connection for dead.test to "))
         #expect(text.contains("\(net).4") && text.contains("\(net).5"))
-        #expect(text.hasSuffix(" port 25 bind IP []. (#4.4.1)\n\\0"))
+        #expect(text.hasSuffix(" port 25 bind IP [::]. (#4.4.1)\n\\0"))
     }
 
     @Test func mxpsPrefersQMTPAndFallsBackToSMTP() throws {
@@ -438,7 +461,7 @@ private extension String {
         // DISABLE_MXPS: plain SMTP on port 25 straight away (nothing listens there for q).
         let disabled = f.remote(host: "q.mxps.test", recipients: ["a@q.mxps.test"],
                                 environment: ["DNSCACHEIP": dns.dnscacheip(), "DISABLE_MXPS": "1"])
-        #expect(reports(disabled) == "ZSorry, I wasn't able to establish a SMTP connection for q.mxps.test to \(net).2 port 25 bind IP []. (#4.4.1)\n\\0")
+        #expect(reports(disabled) == "ZSorry, I wasn't able to establish a SMTP connection for q.mxps.test to \(net).2 port 25 bind IP [::]. (#4.4.1)\n\\0")
     }
 
     @Test func localAddressAsBestMXIsRefused() throws {

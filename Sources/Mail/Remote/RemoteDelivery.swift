@@ -16,6 +16,10 @@ final class RemoteDelivery {
     private var insideGreeting = false
     private var critical = false
     private var partner = ""
+    /// Recipients as sent: domains replaced by their CNAME targets (unless routed).
+    private(set) var recipients: [[UInt8]]
+    /// Every recipient domain was an alias: the "MX points back to me" check is off.
+    private var allAliases = false
     var partnerAddress: String { partner }
     func appendOutput(_ bytes: [UInt8]) { output += bytes }
 
@@ -23,6 +27,7 @@ final class RemoteDelivery {
         self.settings = settings
         self.tls = tls
         self.input = input
+        recipients = settings.recipients
         timeoutFile = TCPTimeoutFile(queueDirectory: settings.queueDirectory)
         now = { UInt32(truncatingIfNeeded: time(nil)) }
     }
@@ -41,6 +46,7 @@ final class RemoteDelivery {
 
     func run(resolver: DNSResolver, local: LocalAddresses) -> RemoteReport {
         do {
+            try canonicalizeRecipients(resolver: resolver)
             let targets = try chooseTargets(resolver: resolver, local: local)
             var tried: [String] = []
             var withoutTLS = false
@@ -103,6 +109,35 @@ final class RemoteDelivery {
         }
     }
 
+    /// The reference's CNAME step: each recipient's domain becomes the end of its CNAME
+    /// chain, unless a route is used or DISABLE_CNAME_LOOKUP is set.
+    private func canonicalizeRecipients(resolver: DNSResolver) throws {
+        guard settings.route == nil, !settings.environment.contains("DISABLE_CNAME_LOOKUP") else { return }
+        var all = !recipients.isEmpty
+        recipients = try recipients.map { address in
+            guard let at = address.lastIndex(of: UInt8(ascii: "@")) else { all = false; return address }
+            var domain = String(decoding: address[(at + 1)...], as: UTF8.self)
+            var replaced = 0
+            while replaced < 10, !domain.isEmpty, RemoteHosts.literal(domain) == nil {
+                switch resolver.query(domain, .cname) {
+                case .success(let records):
+                    guard case .cname(let target)? = records.first?.data else { break }
+                    domain = target.description
+                    replaced += 1
+                    continue
+                case .failure(let e) where e.isTemporary:
+                    throw RemoteFinish(report: RemoteReport(.deferral, "CNAME lookup failed temporarily. (#4.4.3)\n"))
+                case .failure:
+                    break
+                }
+                break
+            }
+            if replaced == 0 { all = false; return address }
+            return Array(address[...at]) + Array(domain.utf8)
+        }
+        allAliases = all
+    }
+
     /// MX preferences that announce a QMTP server (MXPS): 12801 + 16k up to 13055.
     static func qmtpPriority(_ preference: Int) -> Bool {
         preference >= 12800 && preference <= 13055 && preference % 16 == 1
@@ -134,6 +169,7 @@ final class RemoteDelivery {
         guard !targets.isEmpty else { throw RemoteFinish(report: .noMX) }
         // Never deliver to ourselves: only exchangers preferred over our own entry count.
         var best = settings.route == nil ? 100_000 : 300_000
+        if allAliases { best = 500_000 }
         if settings.route == nil {
             for t in targets where local.contains(t.address) { best = min(best, t.preference) }
         }
@@ -241,7 +277,7 @@ final class RemoteDelivery {
 
         var anyAccepted = false
         var last = mail
-        for recipient in settings.recipients {
+        for recipient in recipients {
             let quoted = smtpQuotedAddress(recipient)
             try send(c, Array("RCPT TO:<".utf8) + quoted + Array(">\r\n".utf8))
             last = try reply(c)

@@ -18,13 +18,13 @@ extension RemoteDelivery {
         }
         var out = Array("\(message.count + 1):\n".utf8) + message + [UInt8(ascii: ",")]
         out += netstring(settings.sender)
-        let list = settings.recipients.flatMap { netstring($0) }
+        let list = recipients.flatMap { netstring($0) }
         out += netstring(list)
         guard c.send(out) else { return droppedQMTP(c) }
 
         var allOK = 1
         var reports: [UInt8] = []
-        for _ in settings.recipients {
+        for _ in recipients {
             guard let answer = readNetstring(c) else { return Self.protocolError }
             guard let first = answer.first, [UInt8(ascii: "K"), UInt8(ascii: "Z"), UInt8(ascii: "D")].contains(first) else {
                 return Self.protocolError

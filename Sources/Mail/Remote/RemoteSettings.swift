@@ -66,14 +66,39 @@ struct RemoteSettings {
                 }
             }
         }
-        var outgoing: IPAddress?
-        if !outgoingText.isEmpty {
-            guard let ip = IPAddress(outgoingText) else {
-                return .failure(RemoteFinish(report: .invalidOutgoingIP(controlDirectory: control.directory)))
-            }
-            // 0.0.0.0 / :: mean "let the system choose".
-            if ip.bytes.contains(where: { $0 != 0 }) { outgoing = ip }
+        // domainbindings: the sender (or its domain, or a suffix of it) picks the address
+        // to connect from, and the sender's domain becomes the EHLO name.
+        var heloName = helo
+        guard case .success(let bindings) = control.list(env.nonEmpty("DOMAINBINDINGS") ?? "domainbindings") else {
+            return .failure(fail("Unable to read control file"))
         }
+        if let bindings, !bindings.isEmpty, !arguments[1].isEmpty {
+            let table = RouteTable(lines: bindings)
+            let sender = String(decoding: arguments[1], as: UTF8.self)
+            let domain = sender.split(separator: "@", omittingEmptySubsequences: false).last.map(String.init) ?? ""
+            var bound = table.value(for: sender).flatMap { $0.isEmpty ? nil : $0 }
+            if bound == nil {
+                for key in RouteTable.candidates(for: domain) {
+                    if let v = table.value(for: key) { bound = v.isEmpty ? nil : v; break }
+                }
+            }
+            if let bound {
+                outgoingText = bound
+                heloName = domain
+            }
+        }
+        if outgoingText.isEmpty { outgoingText = "::" }
+        var outgoing: IPAddress?
+        guard let ip = IPAddress(outgoingText) else {
+            return .failure(RemoteFinish(report: .invalidOutgoingIP(controlDirectory: control.directory)))
+        }
+        // 0.0.0.0 / :: mean "let the system choose".
+        if ip.bytes.contains(where: { $0 != 0 }) { outgoing = ip }
+        // helohostbyip: the EHLO name that goes with the address connected from.
+        guard case .success(let byIP) = control.list(env.nonEmpty("HELOHOSTBYIP") ?? "helohostbyip") else {
+            return .failure(fail("Unable to read control file"))
+        }
+        if let byIP, let name = RouteTable(lines: byIP).value(for: outgoingText), !name.isEmpty { heloName = name }
 
         let notlsName = env.nonEmpty("NOTLSHOSTS") ?? "notlshosts"
         guard case .success(let notls) = control.list(notlsName) else { return .failure(fail("Unable to read control file")) }
@@ -129,7 +154,7 @@ struct RemoteSettings {
             size: String(decoding: arguments[3], as: UTF8.self), recipients: Array(arguments[4...]),
             controlDirectory: control.directory, queueDirectory: paths.queueDirectory, certDirectory: certDirectory,
             timeoutConnect: Double(max(1, connectTimeout)), timeoutRemote: Double(max(1, remoteTimeout)),
-            heloHost: helo, outgoingIP: outgoing, outgoingIPText: outgoingText,
+            heloHost: heloName, outgoingIP: outgoing, outgoingIPText: outgoingText,
             notTLSHosts: Set((notls ?? []).map { $0.lowercased() }), route: route,
             useAuth: env.contains("AUTH_SMTP"), authMethod: env["AUTH_SMTP"] ?? "",
             penalty: penalty, tolerance: tolerance,
