@@ -30,6 +30,21 @@ public enum OpenSSLLibrary: TLSLibrary {
     }
 }
 
+extension OpenSSLLibrary: TLSDigests {
+    public static func hmac(_ algorithm: String, key: [UInt8], data: [UInt8]) -> [UInt8]? {
+        guard let md = EVP_get_digestbyname(algorithm) else { return nil }
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let ok = key.withUnsafeBytes { k in
+            data.withUnsafeBufferPointer { d in
+                HMAC(md, k.baseAddress, Int32(k.count), d.baseAddress, d.count, &out, &length)
+            }
+        }
+        guard ok != nil else { ERR_clear_error(); return nil }
+        return Array(out.prefix(Int(length)))
+    }
+}
+
 private extension String {
     func replacingDots() -> String { String(map { $0 == "." ? "_" : $0 }) }
 }

@@ -304,6 +304,22 @@ private extension String {
         #expect(server.log.components("AUTH ") == 4)
     }
 
+    @Test func authCRAM() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250 AUTH LOGIN PLAIN CRAM-MD5 CRAM-SHA256"]
+        script.password = "tanstaaf"
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server, extra: " tim tanstaaf")
+        let best = f.remote(environment: ["AUTH_SMTP": ""])
+        #expect(reports(best).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(server.log.contains("AUTH CRAM-SHA256 tim good\n"))
+        _ = f.remote(environment: ["AUTH_SMTP": "CRAM-MD5"])
+        #expect(server.log.contains("AUTH CRAM-MD5 tim good\n"))
+        _ = f.remote(environment: ["AUTH_SMTP": "", "DISABLE_CRAM_SHA256": "1", "DISABLE_CRAM_MD5": "1"])
+        #expect(server.log.contains("AUTH PLAIN b'alice@client.test\\x00tim\\x00tanstaaf'"))
+    }
+
     @Test func authRejected() throws {
         let f = RemoteFixture()
         var script = ScriptedSMTPServer.Script()

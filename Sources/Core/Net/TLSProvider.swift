@@ -149,3 +149,11 @@ public protocol TLSLibrary {
     static func serverContext(_ settings: TLSSettings) -> Result<any TLSContext, TLSError>
     static func clientContext(_ settings: TLSSettings) -> Result<any TLSContext, TLSError>
 }
+
+/// Keyed digests from the TLS library, for challenge-response SASL mechanisms (CRAM-MD5 and
+/// friends) in programs that already run inside indimail-tls.
+public protocol TLSDigests {
+    /// HMAC of `data` with `key` using the digest OpenSSL calls `algorithm` ("md5",
+    /// "sha1", "sha256", "ripemd160", …); nil when the library does not know it.
+    static func hmac(_ algorithm: String, key: [UInt8], data: [UInt8]) -> [UInt8]?
+}

@@ -451,13 +451,20 @@ final class RemoteDelivery {
         let plainDisabled = (env.contains("SECURE_AUTH") && !c.isTLS) || env.contains("DISABLE_AUTH_PLAIN")
         let loginDisabled = (env.contains("SECURE_AUTH") && !c.isTLS) || env.contains("DISABLE_AUTH_LOGIN")
         let wanted = settings.authMethod.uppercased()
+        let digests = tls as? any TLSDigests.Type
+        // The reference's order of preference, restricted to what this client speaks.
+        var known: [String] = []
+        if digests != nil {
+            for (m, variable) in RemoteDelivery.cramMethods where !env.contains(variable) { known.append(m) }
+        }
+        if !plainDisabled { known.append("PLAIN") }
+        if !loginDisabled { known.append("LOGIN") }
         let method: String?
         if wanted.isEmpty {
-            if !plainDisabled && mechanisms.contains("PLAIN") { method = "PLAIN" }
-            else if !loginDisabled && mechanisms.contains("LOGIN") { method = "LOGIN" }
-            else { method = nil }
+            method = known.first { mechanisms.contains($0) }
         } else {
-            method = mechanisms.contains(wanted) && (wanted == "PLAIN" || wanted == "LOGIN") ? wanted : nil
+            let speakable = ["PLAIN", "LOGIN"] + (digests != nil ? RemoteDelivery.cramMethods.map { $0.0 } : [])
+            method = mechanisms.contains(wanted) && speakable.contains(wanted) ? wanted : nil
         }
         guard let method else {
             output += RemoteReport.noAuthMethod.encoded
@@ -470,17 +477,47 @@ final class RemoteDelivery {
         }
         if method == "PLAIN" {
             try send(c, base64Encode(sender + [0] + user + [0] + password) + [13, 10])
-        } else {
+        } else if method == "LOGIN" {
             try send(c, base64Encode(user) + [13, 10])
             r = try reply(c)
             guard r.code == 334 else {
                 throw quit(c, .deferral, "Connected to ", [" but authentication was rejected (username)"], reply: r.text)
             }
             try send(c, base64Encode(password) + [13, 10])
+        } else {
+            // CRAM-*: the challenge follows "334 "; answer "user hex(HMAC(password, challenge))".
+            let encoded = r.lines.first.map { Array($0.dropFirst(4)) } ?? []
+            guard !encoded.isEmpty else { throw quit(c, .deferral, "Connected to ", [" but got no challenge"], reply: r.text) }
+            guard let challenge = base64Decode(encoded) else {
+                throw quit(c, .deferral, "Connected to ", [" but unable to base64decode challenge"], reply: r.text)
+            }
+            let algorithm = RemoteDelivery.cramDigest(method)
+            guard let digests, let mac = digests.hmac(algorithm, key: password, data: challenge) else {
+                throw quit(c, .deferral, "Connected to ", [" but unable to compute \(method) digest"], reply: r.text)
+            }
+            let hex = Array("0123456789abcdef".utf8)
+            let answer = user + [32] + mac.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 15)]] }
+            try send(c, base64Encode(answer) + [13, 10])
         }
         r = try reply(c)
         guard r.code == 235 else { throw authFailure(c, r, method) }
         return user
+    }
+
+    /// CRAM mechanisms, strongest first as the reference orders them, with the variable
+    /// that turns each off.
+    static let cramMethods: [(String, String)] = [
+        ("CRAM-RIPEMD", "DISABLE_CRAM_RIPEMD"), ("CRAM-SHA512", "DISABLE_CRAM_SHA512"),
+        ("CRAM-SHA384", "DISABLE_CRAM_SHA384"), ("CRAM-SHA256", "DISABLE_CRAM_SHA256"),
+        ("CRAM-SHA224", "DISABLE_CRAM_SHA224"), ("CRAM-SHA1", "DISABLE_CRAM_SHA1"), ("CRAM-MD5", "DISABLE_CRAM_MD5"),
+    ]
+
+    static func cramDigest(_ method: String) -> String {
+        switch method {
+        case "CRAM-RIPEMD": return "ripemd160"
+        case "CRAM-MD5": return "md5"
+        default: return String(method.dropFirst(5)).lowercased()
+        }
     }
 
     private func authFailure(_ c: SMTPConnection, _ r: SMTPReply, _ method: String) -> RemoteFinish {

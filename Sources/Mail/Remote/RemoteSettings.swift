@@ -180,3 +180,29 @@ func base64Encode(_ bytes: [UInt8]) -> [UInt8] {
     }
     return out
 }
+
+/// Standard base64 decoding, white space ignored; nil on anything else that is not base64.
+func base64Decode(_ text: [UInt8]) -> [UInt8]? {
+    var out: [UInt8] = []
+    var acc: UInt32 = 0
+    var bits = 0
+    for c in text {
+        let v: UInt32
+        switch c {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(c - 65)
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(c - 97 + 26)
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - 48 + 52)
+        case UInt8(ascii: "+"): v = 62
+        case UInt8(ascii: "/"): v = 63
+        case UInt8(ascii: "="), 32, 9, 13, 10: continue
+        default: return nil
+        }
+        acc = (acc << 6 | v) & 0xFFFFFF
+        bits += 6
+        if bits >= 8 {
+            bits -= 8
+            out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+        }
+    }
+    return out
+}

@@ -25,6 +25,8 @@ final class ScriptedSMTPServer {
         /// Immediate TLS on connect (SMTPS).
         var implicitTLS = false
         var auth = "235 2.7.0 Authentication successful"
+        /// The password CRAM answers are checked against.
+        var password = ""
         /// Close the connection instead of sending the greeting.
         var dropGreeting = false
         /// QMTP instead of SMTP: one answer per recipient.
@@ -93,6 +95,15 @@ def serve(conn):
             send("334 ")
             log.write("AUTH PLAIN " + repr(base64.b64decode(line())) + "\n")
             send(spec["auth"])
+        elif u.startswith("AUTH CRAM-"):
+            import hmac
+            chal = b"<1896.697170952@sink.test>"
+            send("334 " + base64.b64encode(chal).decode())
+            user, digest = base64.b64decode(line()).decode().rsplit(" ", 1)
+            alg = u.split("-", 1)[1].lower()
+            good = hmac.new(spec.get("password", "").encode(), chal, alg).hexdigest() == digest
+            log.write("AUTH %s %s %s\n" % (u[5:], user, "good" if good else "bad"))
+            send(spec["auth"])
         elif u.startswith("AUTH LOGIN"):
             send("334 VXNlcm5hbWU6")
             user = base64.b64decode(line())
@@ -146,7 +157,7 @@ while True:
             "\"greeting\": \(json(script.greeting))", "\"ehlo\": [\(script.ehlo.map(json).joined(separator: ","))]",
             "\"helo\": \(json(script.helo))", "\"mail\": \(json(script.mail))",
             "\"rcpt\": [\(script.rcpt.map(json).joined(separator: ","))]", "\"data\": \(json(script.data))",
-            "\"end\": \(json(script.end))", "\"starttls\": \(json(script.starttls))", "\"auth\": \(json(script.auth))",
+            "\"end\": \(json(script.end))", "\"starttls\": \(json(script.starttls))", "\"auth\": \(json(script.auth))", "\"password\": \(json(script.password))",
             "\"implicitTLS\": \(script.implicitTLS)", "\"dropGreeting\": \(script.dropGreeting)",
         ]
         if let c = script.certificate { spec.append("\"certificate\": \(json(c))") }
