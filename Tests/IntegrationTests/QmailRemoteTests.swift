@@ -72,7 +72,7 @@ private extension String {
         #expect(log.contains("C: MAIL FROM:<alice@client.test> SIZE=24\n"))
         #expect(log.contains("C: RCPT TO:<bob@remote.test>\n"))
         #expect(log.contains("BODY b'X-Queue: 1\\r\\nSubject: hi\\r\\n\\r\\nhello\\r\\n..dot\\r\\n'"))
-        #expect(log.contains("C: QUIT"))
+        #expect(eventually(within: 5) { server.log.contains("C: QUIT") })  // logged after we exit
     }
 
     @Test func heloHostAndNoSizeWithoutTheExtension() throws {
@@ -398,6 +398,19 @@ private extension String {
         #expect(server.log.contains("C: EHLO byip.test\n"))
         let bad = f.remote(environment: ["OUTGOINGIP": "not-an-ip"])
         #expect(reports(bad) == "Zinvalid ipaddr in \(f.box.at("etc/control"))/outgoingip (#4.3.0)\n\\0")
+    }
+
+    @Test func outcomeScripts() throws {
+        let f = RemoteFixture()
+        let server = try #require(ScriptedSMTPServer(.init()))
+        f.route("remote.test", to: server)
+        let record = f.box.at("script.out")
+        let script = f.box.write("onresult", "#!/bin/sh\necho \"$0 $SMTPSTATUS $SMTPCODE $SMTPHOST [$SMTPTEXT] $*\" > \(record)\nexit 7\n", mode: 0o755)
+        let o = f.remote(environment: ["ONSUCCESS_REMOTE": script, "ONFAILURE_REMOTE": "/nonexistent"])
+        #expect(o.exitCode == 7)
+        #expect(reports(o).hasSuffix("Remote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        let seen = String(decoding: contents(record) ?? [], as: UTF8.self)
+        #expect(seen == "\(script) K 250 127.0.0.1 [250 2.0.0 Ok: queued as 12345] remote.test alice@client.test  24 bob@remote.test\n")
     }
 
     @Test func usage() {
