@@ -320,6 +320,32 @@ private extension String {
         #expect(server.log.contains("AUTH PLAIN b'alice@client.test\\x00tim\\x00tanstaaf'"))
     }
 
+    @Test func remoteAuthCDBAndRouteEnvironment() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250 AUTH PLAIN LOGIN"]
+        let server = try #require(ScriptedSMTPServer(script))
+        let fd = open(f.box.at("etc/control/remote_auth.cdb"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let writer = CDBWriter(fd: fd)
+        _ = writer.start()
+        _ = writer.add(key: Array("!alice@client.test".utf8) + [0], value: Array("sender-user sender-pass".utf8))
+        _ = writer.add(key: Array("!token".utf8) + [0], value: Array("tok-user tok-pass DISABLE_AUTH_PLAIN=1".utf8))
+        _ = writer.add(key: [UInt8](), value: Array("-".utf8))
+        _ = writer.finish()
+        close(fd)
+        f.route("remote.test", to: server, extra: " /s")
+        _ = f.remote(environment: ["AUTH_SMTP": ""])
+        #expect(server.log.contains("AUTH PLAIN b'alice@client.test\\x00sender-user\\x00sender-pass'"))
+        // envstr from the cdb value turns PLAIN off, so LOGIN is used.
+        f.route("remote.test", to: server, extra: " /token")
+        _ = f.remote(environment: ["AUTH_SMTP": ""])
+        #expect(server.log.contains("AUTH LOGIN b'tok-user' b'tok-pass'"))
+        // envstr on the route line itself.
+        f.route("remote.test", to: server, extra: " u p DISABLE_AUTH_PLAIN=1")
+        _ = f.remote(environment: ["AUTH_SMTP": ""])
+        #expect(server.log.contains("AUTH LOGIN b'u' b'p'"))
+    }
+
     @Test func authRejected() throws {
         let f = RemoteFixture()
         var script = ScriptedSMTPServer.Script()

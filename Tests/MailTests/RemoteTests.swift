@@ -87,6 +87,17 @@ import Testing
         #expect(RouteTable.candidates(for: "a.b.c") == ["a.b.c", ".b.c", ".c", ""])
     }
 
+    @Test func environmentAssignments() {
+        var env = Environment([("GONE", "x"), ("KEEP", "k")])
+        EnvironmentAssignments.apply("A=1, B=x\\,y,GONE=,=bad,noequals", to: &env)
+        #expect(env["A"] == "1")
+        #expect(env["B"] == "x,y")
+        #expect(env["GONE"] == nil)
+        #expect(env["KEEP"] == "k")
+        #expect(RemoteRoute.credentials("u p").user == Array("u".utf8))
+        #expect(RemoteRoute.credentials("u").user == nil)
+    }
+
     @Test func timeoutTableRecords() throws {
         var table = TCPTimeoutTable(bytes: [UInt8](repeating: 0, count: 2048))
         let ip = try #require(IPAddress("192.0.2.7"))

@@ -31,7 +31,8 @@ struct RemoteSettings {
     var smtps: Bool
     var environment: Environment
 
-    static func load(arguments: [[UInt8]], environment env: Environment) -> Result<RemoteSettings, RemoteFinish> {
+    static func load(arguments: [[UInt8]], environment original: Environment) -> Result<RemoteSettings, RemoteFinish> {
+        var env = original
         guard arguments.count >= 5 else { return .failure(RemoteFinish(report: .usage)) }
         let paths = SuitePaths(environment: env)
         let control = ControlFiles(paths: paths)
@@ -137,10 +138,30 @@ struct RemoteSettings {
             case .failure: return .failure(fail("Unable to read control file"))
             }
         }
-        let route = sources.route(host: host, senderIsNull: arguments[1].isEmpty,
+        var route = sources.route(host: host, senderIsNull: arguments[1].isEmpty,
                                   firstRecipient: String(decoding: arguments[4], as: UTF8.self)) { key in
             guard let moreRoutes, case .success(let value?) = moreRoutes.find(key) else { return nil }
             return String(decoding: value, as: UTF8.self)
+        }
+
+        // Credentials named by the route (/s, /r, /token) come from remote_auth.cdb; the
+        // route's envstr (NAME=value,…) changes the environment, as the reference does.
+        if env.contains("AUTH_SMTP"), var r = route {
+            if let key = r.credentialKey {
+                let lookup = key == "/s" ? String(decoding: arguments[1], as: UTF8.self)
+                    : key == "/r" ? String(decoding: arguments[4], as: UTF8.self) : String(key.dropFirst())
+                switch RemoteAuthTable.lookup(control.path("remote_auth.cdb"), Array(lookup.utf8)) {
+                case .failure(let why):
+                    return .failure(RemoteFinish(report: RemoteReport(.deferral, "unable to \(why.action) remote_auth.cdb file. (#4.3.0)\n")))
+                case .success(let value?):
+                    let c = RemoteRoute.credentials(String(decoding: value, as: UTF8.self))
+                    (r.user, r.password, r.environment) = (c.user, c.password, c.environment)
+                case .success(nil):
+                    break
+                }
+            }
+            if let assignments = r.environment { EnvironmentAssignments.apply(assignments, to: &env) }
+            route = r
         }
 
         var penalty = env["MIN_PENALTY"].flatMap { RemoteRoute.signedLeadingNumber(Substring($0)) } ?? TCPTimeoutTable.defaultPenalty
@@ -156,9 +177,9 @@ struct RemoteSettings {
             timeoutConnect: Double(max(1, connectTimeout)), timeoutRemote: Double(max(1, remoteTimeout)),
             heloHost: heloName, outgoingIP: outgoing, outgoingIPText: outgoingText,
             notTLSHosts: Set((notls ?? []).map { $0.lowercased() }), route: route,
-            useAuth: env.contains("AUTH_SMTP"), authMethod: env["AUTH_SMTP"] ?? "",
+            useAuth: original.contains("AUTH_SMTP"), authMethod: original["AUTH_SMTP"] ?? "",
             penalty: penalty, tolerance: tolerance,
-            smtps: env.contains("SMTPS") || route?.implicitTLS == true, environment: env))
+            smtps: original.contains("SMTPS") || route?.implicitTLS == true, environment: env))
     }
 
     /// Whether the tcpto table is consulted (a route's penalty of 0 turns it off).
@@ -205,4 +226,71 @@ func base64Decode(_ text: [UInt8]) -> [UInt8]? {
         }
     }
     return out
+}
+
+/// remote_auth.cdb, looked up as qmail's cdb_match does for users/cdb: the exact key
+/// `!address\0`, else the longest `!prefix` that ends in one of the wildcard characters
+/// stored under the empty key (the rest of the address is appended to its value).
+/// What could not be done to remote_auth.cdb ("open", "read").
+struct RemoteAuthFailure: Error {
+    let action: String
+}
+
+enum RemoteAuthTable {
+    /// The value, nil when absent; the failure says what could not be done ("open", "read").
+    static func lookup(_ path: String, _ address: [UInt8]) -> Result<[UInt8]?, RemoteAuthFailure> {
+        guard !address.isEmpty else { return .success(nil) }
+        let cdb: CDB
+        switch CDB.open(path) {
+        case .success(let c): cdb = c
+        case .failure:
+            if access(path, F_OK) != 0 && errno == ENOENT { return .success(nil) }
+            return .failure(RemoteAuthFailure(action: "open"))
+        }
+        let lower = [UInt8(ascii: "!")] + address.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+        switch cdb.find(lower + [0]) {
+        case .failure: return .failure(RemoteAuthFailure(action: "read"))
+        case .success(let v?): return .success(v)
+        case .success(nil): break
+        }
+        guard case .success(let wild) = cdb.find([UInt8]()) else { return .failure(RemoteAuthFailure(action: "read")) }
+        let wildchars = wild ?? []
+        var i = lower.count
+        while i >= 1 {
+            if i == 1 || wildchars.contains(lower[i - 1]) {
+                switch cdb.find(lower[0..<i]) {
+                case .failure: return .failure(RemoteAuthFailure(action: "read"))
+                case .success(let v?): return .success(v + address[(i - 1)...])
+                case .success(nil): break
+                }
+            }
+            i -= 1
+        }
+        return .success(nil)
+    }
+}
+
+/// `NAME=value,NAME=,…`: set or (with an empty value) unset variables; `\,` is a comma
+/// inside a value.
+public enum EnvironmentAssignments {
+    public static func apply(_ text: String, to env: inout Environment) {
+        var items: [String] = []
+        var current = ""
+        var escaped = false
+        for ch in text {
+            if escaped { current.append(ch); escaped = false; continue }
+            if ch == "\\" { escaped = true; continue }
+            if ch == "," { items.append(current); current = ""; continue }
+            current.append(ch)
+        }
+        if escaped { current.append("\\") }
+        items.append(current)
+        for item in items {
+            let trimmed = item.drop { $0 == " " || $0 == "\t" }
+            guard let eq = trimmed.firstIndex(of: "="), eq != trimmed.startIndex else { continue }
+            let name = String(trimmed[..<eq])
+            let value = trimmed[trimmed.index(after: eq)...]
+            if value.isEmpty { env.unset(name) } else { env.set(name, Array(value.utf8)) }
+        }
+    }
 }

@@ -33,10 +33,8 @@ public struct RemoteRoute: Equatable, Sendable {
             let words = value[value.index(after: space)...].split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
             if let first = words.first, first.hasPrefix("/") {
                 route.credentialKey = String(first)
-            } else if words.count >= 2, !words[0].isEmpty, !words[1].isEmpty {
-                route.user = Array(words[0].utf8)
-                route.password = Array(words[1].utf8)
-                if words.count == 3, !words[2].isEmpty { route.environment = String(words[2]) }
+            } else {
+                (route.user, route.password, route.environment) = credentials(String(value[value.index(after: space)...]))
             }
         }
         let fields = hostPart.split(separator: ":", omittingEmptySubsequences: false)
@@ -45,6 +43,14 @@ public struct RemoteRoute: Equatable, Sendable {
         if fields.count > 2, !fields[2].isEmpty { route.penalty = signedLeadingNumber(fields[2]) }
         if fields.count > 3, !fields[3].isEmpty { route.tolerance = leadingNumber(fields[3]) }
         return route
+    }
+
+    /// `user password[ envstr]`; nothing unless both user and password are there.
+    public static func credentials(_ text: String) -> (user: [UInt8]?, password: [UInt8]?, environment: String?) {
+        let words = text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        guard words.count >= 2, !words[0].isEmpty, !words[1].isEmpty else { return (nil, nil, nil) }
+        let env = words.count == 3 && !words[2].isEmpty ? String(words[2]) : nil
+        return (Array(words[0].utf8), Array(words[1].utf8), env)
     }
 
     init(relay: String, port: Int, transport: Transport) {
