@@ -51,6 +51,22 @@ import Testing
         #expect(dropped.text == Array("Connected to h but connection died. Possible duplicate! (#4.4.2)\n".utf8))
     }
 
+    @Test func spawnReportConversion() {
+        func convert(_ s: String, crashed: Bool = false, exit: Int32 = 0) -> String {
+            String(decoding: RemoteSpawnReport.convert(crashed: crashed, exitCode: exit, output: Array(s.utf8)), as: UTF8.self)
+        }
+        #expect(convert("rFrom: <a> RCPT: <b> \0K1.2.3.4 accepted message.\nok\n\0") == "KFrom: <a> RCPT: <b> 1.2.3.4 accepted message.\nok\n")
+        #expect(convert("hFrom: x does not like recipient.\n\0DGiving up on 1.2.3.4.\n\0") == "DFrom: x does not like recipient.\nGiving up on 1.2.3.4.\n")
+        #expect(convert("sFrom: x later.\n\0DGiving up.\n\0") == "ZFrom: x later.\nGiving up.\n")
+        #expect(convert("ZConnected to 1.2.3.4 but sender was rejected.\n\0") == "ZConnected to 1.2.3.4 but sender was rejected.\n")
+        #expect(convert("") == "Zqmail-remote produced no output.\n")
+        #expect(convert("K", exit: 111) == "ZUnable to run qmail-remote.\n")
+        #expect(convert("K", exit: 100) == "DUnable to run qmail-remote.\n")
+        #expect(convert("K", crashed: true) == "Zqmail-remote crashed.\n")
+        #expect(convert("rno terminator") == "D")
+        #expect(convert("\0\0\0") == "D")
+    }
+
     @Test func xtextAndQuoting() {
         #expect(smtpXtext(Array("a+b=c d".utf8)) == Array("a+2Bb+3Dc+3Fd".utf8))
         #expect(smtpQuotedAddress(Array("joe@x".utf8)) == Array("joe@x".utf8))

@@ -165,3 +165,43 @@ private func quoteLocalPart(_ local: [UInt8]) -> [UInt8] {
     out.append(UInt8(ascii: "\""))
     return out
 }
+
+/// What qmail-rspawn makes of a finished qmail-remote for qmail-send: one status letter
+/// (K, Z or D) and a text, from the exit status and the `\0`-terminated reports.
+public enum RemoteSpawnReport {
+    public static func convert(crashed: Bool, exitCode: Int32, output: [UInt8]) -> [UInt8] {
+        if crashed { return Array("Zqmail-remote crashed.\n".utf8) }
+        switch exitCode {
+        case 0: break
+        case 111: return Array("ZUnable to run qmail-remote.\n".utf8)
+        default: return Array("DUnable to run qmail-remote.\n".utf8)
+        }
+        guard let first = output.first else { return Array("Zqmail-remote produced no output.\n".utf8) }
+        // The message report's value: K 1, Z 0, D or none -1.
+        var result = -1
+        var start = 0
+        for k in output.indices where output[k] == 0 {
+            let letter = output[start]
+            if letter == UInt8(ascii: "K") { result = 1; break }
+            if letter == UInt8(ascii: "Z") { result = 0; break }
+            if letter == UInt8(ascii: "D") { break }
+            start = k + 1
+            if start >= output.count { break }
+        }
+        // The first record decides, unless it is an accepted recipient.
+        var final = result
+        if first == UInt8(ascii: "s") { final = 0 }
+        if first == UInt8(ascii: "h") { final = -1 }
+        var out: [UInt8] = [final == 1 ? UInt8(ascii: "K") : final == 0 ? UInt8(ascii: "Z") : UInt8(ascii: "D")]
+        guard output.count > 1, let end = output[1...].firstIndex(of: 0) else { return out }
+        out += output[1..<end]
+        // The message report's text too, when it follows and did not make things worse.
+        let next = end + 1
+        if result <= final, next < output.count,
+           [UInt8(ascii: "K"), UInt8(ascii: "Z"), UInt8(ascii: "D")].contains(output[next]) {
+            let stop = output[(next + 1)...].firstIndex(of: 0) ?? output.count
+            out += output[(next + 1)..<stop]
+        }
+        return out
+    }
+}
