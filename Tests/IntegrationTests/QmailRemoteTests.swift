@@ -320,6 +320,23 @@ private extension String {
         #expect(server.log.contains("AUTH PLAIN b'alice@client.test\\x00tim\\x00tanstaaf'"))
     }
 
+    @Test func authSCRAM() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250 AUTH PLAIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256"]
+        script.password = "pencil"
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server, extra: " user pencil")
+        let best = f.remote(environment: ["AUTH_SMTP": ""])
+        #expect(reports(best).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(server.log.contains("AUTH SCRAM-SHA-256 user good\n"))
+        _ = f.remote(environment: ["AUTH_SMTP": "SCRAM-SHA-1"])
+        #expect(server.log.contains("AUTH SCRAM-SHA-1 user good\n"))
+        f.route("remote.test", to: server, extra: " user wrong")
+        let bad = f.remote(environment: ["AUTH_SMTP": ""])
+        #expect(reports(bad) == "DConnected to 127.0.0.1 but authentication credentials invalid (AUTH SCRAM-SHA-256) (#5.7.8)..\nRemote host said: 535 5.7.8 bad proof\n\\0")
+    }
+
     @Test func remoteAuthCDBAndRouteEnvironment() throws {
         let f = RemoteFixture()
         var script = ScriptedSMTPServer.Script()

@@ -455,6 +455,7 @@ final class RemoteDelivery {
         // The reference's order of preference, restricted to what this client speaks.
         var known: [String] = []
         if digests != nil {
+            for (m, variable) in RemoteDelivery.scramMethods where !env.contains(variable) { known.append(m) }
             for (m, variable) in RemoteDelivery.cramMethods where !env.contains(variable) { known.append(m) }
         }
         if !plainDisabled { known.append("PLAIN") }
@@ -463,12 +464,17 @@ final class RemoteDelivery {
         if wanted.isEmpty {
             method = known.first { mechanisms.contains($0) }
         } else {
-            let speakable = ["PLAIN", "LOGIN"] + (digests != nil ? RemoteDelivery.cramMethods.map { $0.0 } : [])
+            let speakable = ["PLAIN", "LOGIN"]
+                + (digests != nil ? (RemoteDelivery.cramMethods + RemoteDelivery.scramMethods).map { $0.0 } : [])
             method = mechanisms.contains(wanted) && speakable.contains(wanted) ? wanted : nil
         }
         guard let method else {
             output += RemoteReport.noAuthMethod.encoded
             return nil
+        }
+        if method.hasPrefix("SCRAM-"), let digests {
+            try scram(c, method: method, user: user, password: password, digests: digests)
+            return user
         }
         try send(c, "AUTH \(method)\r\n")
         var r = try reply(c)
@@ -502,6 +508,70 @@ final class RemoteDelivery {
         r = try reply(c)
         guard r.code == 235 else { throw authFailure(c, r, method) }
         return user
+    }
+
+    /// SCRAM mechanisms this client speaks (no channel binding), strongest first.
+    static let scramMethods: [(String, String)] = [
+        ("SCRAM-SHA-256", "DISABLE_SCRAM_SHA256"), ("SCRAM-SHA-1", "DISABLE_SCRAM_SHA1"),
+    ]
+
+    /// RFC 5802 SCRAM without channel binding: client-first as the initial response,
+    /// the proof in answer to the server's challenge, then the server's signature checked.
+    private func scram(_ c: SMTPConnection, method: String, user: [UInt8], password: [UInt8],
+                       digests: any TLSDigests.Type) throws {
+        let algorithm = method == "SCRAM-SHA-1" ? "sha1" : "sha256"
+        func fail(_ why: String, _ r: SMTPReply) -> RemoteFinish {
+            quit(c, .deferral, "Connected to ", [" but \(why) (AUTH \(method))"], reply: r.text)
+        }
+        var generator = SystemRandomNumberGenerator()
+        let nonceBytes = (0..<18).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let clientNonce = base64Encode(nonceBytes)
+        // SASLprep is not applied; "," and "=" in the name are escaped as the RFC asks.
+        var name: [UInt8] = []
+        for b in user {
+            if b == UInt8(ascii: ",") { name += Array("=2C".utf8) } else if b == UInt8(ascii: "=") { name += Array("=3D".utf8) } else { name.append(b) }
+        }
+        let clientFirstBare = Array("n=".utf8) + name + Array(",r=".utf8) + clientNonce
+        try send(c, Array("AUTH \(method) ".utf8) + base64Encode(Array("n,,".utf8) + clientFirstBare) + [13, 10])
+        var r = try reply(c)
+        guard r.code == 334 else { throw authFailure(c, r, method) }
+        guard let serverFirst = r.lines.first.flatMap({ base64Decode(Array($0.dropFirst(4))) }) else {
+            throw fail("unable to base64decode challenge", r)
+        }
+        var fields: [UInt8: [UInt8]] = [:]
+        for part in serverFirst.split(separator: UInt8(ascii: ",")) where part.count >= 2 && part[part.startIndex + 1] == UInt8(ascii: "=") {
+            fields[part[part.startIndex]] = Array(part.dropFirst(2))
+        }
+        guard let nonce = fields[UInt8(ascii: "r")], nonce.starts(with: clientNonce),
+              let saltText = fields[UInt8(ascii: "s")], let salt = base64Decode(saltText),
+              let iterText = fields[UInt8(ascii: "i")], let iterations = Int(String(decoding: iterText, as: UTF8.self)),
+              iterations > 0, iterations <= 10_000_000 else {
+            throw fail("got an unusable SCRAM challenge", r)
+        }
+        let clientFinalBare = Array("c=biws,r=".utf8) + nonce
+        let authMessage = clientFirstBare + [UInt8(ascii: ",")] + serverFirst + [UInt8(ascii: ",")] + clientFinalBare
+        guard let salted = digests.pbkdf2(algorithm, password: password, salt: salt, iterations: iterations,
+                                          length: algorithm == "sha1" ? 20 : 32),
+              let clientKey = digests.hmac(algorithm, key: salted, data: Array("Client Key".utf8)),
+              let storedKey = digests.digest(algorithm, data: clientKey),
+              let signature = digests.hmac(algorithm, key: storedKey, data: authMessage),
+              let serverKey = digests.hmac(algorithm, key: salted, data: Array("Server Key".utf8)),
+              let serverSignature = digests.hmac(algorithm, key: serverKey, data: authMessage) else {
+            throw fail("unable to compute the SCRAM proof", r)
+        }
+        let proof = zip(clientKey, signature).map { $0 ^ $1 }
+        try send(c, base64Encode(clientFinalBare + Array(",p=".utf8) + base64Encode(proof)) + [13, 10])
+        r = try reply(c)
+        if r.code == 334 {
+            let final = r.lines.first.flatMap { base64Decode(Array($0.dropFirst(4))) } ?? []
+            guard final == Array("v=".utf8) + base64Encode(serverSignature) else {
+                _ = c.send("*\r\n")
+                throw fail("the server's SCRAM signature did not verify", r)
+            }
+            try send(c, [13, 10])
+            r = try reply(c)
+        }
+        guard r.code == 235 else { throw authFailure(c, r, method) }
     }
 
     /// CRAM mechanisms, strongest first as the reference orders them, with the variable

@@ -95,6 +95,33 @@ def serve(conn):
             send("334 ")
             log.write("AUTH PLAIN " + repr(base64.b64decode(line())) + "\n")
             send(spec["auth"])
+        elif u.startswith("AUTH SCRAM-"):
+            import hmac, hashlib, os
+            mech = l.split()[1].upper()
+            alg = "sha1" if mech == "SCRAM-SHA-1" else "sha256"
+            first = base64.b64decode(l.split()[2]).decode()
+            bare = first.split(",", 2)[2]
+            attrs = dict(x.split("=", 1) for x in bare.split(","))
+            salt = b"saltsalt"
+            nonce = attrs["r"] + "srvnonce"
+            sfirst = "r=%s,s=%s,i=4096" % (nonce, base64.b64encode(salt).decode())
+            send("334 " + base64.b64encode(sfirst.encode()).decode())
+            final = base64.b64decode(line()).decode()
+            without = final.rsplit(",p=", 1)[0]
+            proof = base64.b64decode(final.rsplit(",p=", 1)[1])
+            salted = hashlib.pbkdf2_hmac(alg, spec.get("password", "").encode(), salt, 4096)
+            ck = hmac.new(salted, b"Client Key", alg).digest()
+            sk = hashlib.new(alg, ck).digest()
+            am = (bare + "," + sfirst + "," + without).encode()
+            sig = hmac.new(sk, am, alg).digest()
+            good = bytes(a ^ b for a, b in zip(ck, sig)) == proof and without == "c=biws,r=" + nonce
+            log.write("AUTH %s %s %s\n" % (mech, attrs["n"], "good" if good else "bad"))
+            if not good:
+                send("535 5.7.8 bad proof"); continue
+            skey = hmac.new(salted, b"Server Key", alg).digest()
+            send("334 " + base64.b64encode(b"v=" + base64.b64encode(hmac.new(skey, am, alg).digest())).decode())
+            line()
+            send(spec["auth"])
         elif u.startswith("AUTH CRAM-"):
             import hmac
             chal = b"<1896.697170952@sink.test>"
