@@ -196,6 +196,18 @@ private extension String {
         #expect(reports(o) == "ZConnected to 127.0.0.1 but connection died. Will try alternate MX. tcpto interval 120 (#4.4.2)\n\\0")
     }
 
+    @Test func silentServerTimesOut() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.silent = true
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        f.control("timeoutremote", "1\n")
+        let o = f.remote()
+        #expect(reports(o) == "ZConnected to 127.0.0.1 but connection died. Will try alternate MX. tcpto interval 120 (#4.4.2)\n\\0")
+        #expect(f.tcpto[4] == 1)
+    }
+
     @Test func refusedConnectionIsRecordedAndToolsShowAndClearIt() throws {
         let f = RemoteFixture()
         let port = freePort()

@@ -39,6 +39,34 @@ import Testing
         }
     }
 
+    /// Random route lines, report streams and tcpto tables: parsers answer, never trap.
+    @Test func parsersNeverTrapOnNoise() throws {
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        func next() -> UInt64 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return state >> 33
+        }
+        let alphabet = Array(":. /=,\\0123456789abz!@-[]\u{0}KZDrhs".utf8)
+        for _ in 0..<3000 {
+            let count = Int(next() % 60)
+            let bytes = (0..<count).map { _ in alphabet[Int(next() % UInt64(alphabet.count))] }
+            let text = String(decoding: bytes, as: UTF8.self)
+            let route = RemoteRoute.parse(text, transport: .smtp)
+            #expect(route.port > 0 && route.port < 65536)
+            _ = RouteSources(smtp: RouteTable(lines: [text]), qmtp: RouteTable(lines: [])).route(host: text, senderIsNull: next() % 2 == 0)
+            _ = RemoteSpawnReport.convert(crashed: false, exitCode: 0, output: bytes)
+            var env = Environment()
+            EnvironmentAssignments.apply(text, to: &env)
+            let raw = (0..<Int(next() % 2100)).map { _ in UInt8(truncatingIfNeeded: next()) }
+            var table = TCPTimeoutTable(bytes: raw)
+            _ = table.entries
+            let ip = try #require(IPAddress("10.1.2.\(next() % 256)"))
+            _ = table.shouldSkip(ip, now: UInt32(truncatingIfNeeded: next()), penalty: Int(next() % 7200) - 100, spread: 0)
+            table.record(ip, failed: next() % 3 != 0, now: UInt32(truncatingIfNeeded: next()), tolerance: Int(next() % 300))
+            #expect(table.bytes.count == raw.count - raw.count % 32 || raw.count > 2048)
+        }
+    }
+
     @Test func reportTexts() {
         let quit = RemoteReport.quit(.failure, prefix: "Connected to ", host: "192.0.2.1", [" but sender was rejected"],
                                      reply: Array("553 no\u{0}pe\n".utf8))

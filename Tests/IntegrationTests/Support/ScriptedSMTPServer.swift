@@ -29,6 +29,8 @@ final class ScriptedSMTPServer {
         var password = ""
         /// Close the connection instead of sending the greeting.
         var dropGreeting = false
+        /// Never say anything (for timeouts).
+        var silent = false
         /// QMTP instead of SMTP: one answer per recipient.
         var qmtpAnswers: [String]? = nil
     }
@@ -74,6 +76,10 @@ def serve(conn):
             conn.sendall(str(len(b)).encode() + b":" + b + b",")
         return
     if spec.get("dropGreeting"):
+        return
+    if spec.get("silent"):
+        import time
+        time.sleep(60)
         return
     send(spec["greeting"])
     rcpts = 0
@@ -185,7 +191,7 @@ while True:
             "\"helo\": \(json(script.helo))", "\"mail\": \(json(script.mail))",
             "\"rcpt\": [\(script.rcpt.map(json).joined(separator: ","))]", "\"data\": \(json(script.data))",
             "\"end\": \(json(script.end))", "\"starttls\": \(json(script.starttls))", "\"auth\": \(json(script.auth))", "\"password\": \(json(script.password))",
-            "\"implicitTLS\": \(script.implicitTLS)", "\"dropGreeting\": \(script.dropGreeting)",
+            "\"implicitTLS\": \(script.implicitTLS)", "\"dropGreeting\": \(script.dropGreeting)", "\"silent\": \(script.silent)",
         ]
         if let c = script.certificate { spec.append("\"certificate\": \(json(c))") }
         if let q = script.qmtpAnswers { spec.append("\"qmtp\": [\(q.map(json).joined(separator: ","))]") }
