@@ -349,6 +349,23 @@ private extension String {
         #expect(reports(bad) == "DConnected to 127.0.0.1 but authentication credentials invalid (AUTH SCRAM-SHA-256) (#5.7.8)..\nRemote host said: 535 5.7.8 bad proof\n\\0")
     }
 
+    @Test func authXOAUTH2() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250 AUTH XOAUTH2"]
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server, extra: " me@client.test ya29.token")
+        let ok = f.remote(environment: ["AUTH_SMTP": ""])
+        #expect(reports(ok).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(server.log.contains("AUTH XOAUTH2 b'user=me@client.test\\x01auth=Bearer ya29.token\\x01\\x01'"))
+
+        script.auth = "535 5.7.8 Username and Password not accepted"
+        let refusing = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: refusing, extra: " me@client.test expired")
+        let bad = f.remote(environment: ["AUTH_SMTP": "XOAUTH2"])
+        #expect(reports(bad) == "DConnected to 127.0.0.1 but authentication credentials invalid (AUTH XOAUTH2) oauth2 error [{\"status\":\"401\"}]) (#5.7.8)..\nRemote host said: 535 5.7.8 Username and Password not accepted\n\\0")
+    }
+
     @Test func remoteAuthCDBAndRouteEnvironment() throws {
         let f = RemoteFixture()
         var script = ScriptedSMTPServer.Script()

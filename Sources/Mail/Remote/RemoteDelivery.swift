@@ -460,17 +460,33 @@ final class RemoteDelivery {
         }
         if !plainDisabled { known.append("PLAIN") }
         if !loginDisabled { known.append("LOGIN") }
+        if !((env.contains("SECURE_AUTH") && !c.isTLS) || env.contains("DISABLE_AUTH_OAUTH2")) { known.append("XOAUTH2") }
         let method: String?
         if wanted.isEmpty {
             method = known.first { mechanisms.contains($0) }
         } else {
-            let speakable = ["PLAIN", "LOGIN"]
+            let speakable = ["PLAIN", "LOGIN", "XOAUTH2"]
                 + (digests != nil ? (RemoteDelivery.cramMethods + RemoteDelivery.scramMethods).map { $0.0 } : [])
             method = mechanisms.contains(wanted) && speakable.contains(wanted) ? wanted : nil
         }
         guard let method else {
             output += RemoteReport.noAuthMethod.encoded
             return nil
+        }
+        if method == "XOAUTH2" {
+            // The password is the bearer token; a refusal comes as a 334 with a JSON
+            // error, answered with an empty line before the final reply.
+            let payload = Array("user=".utf8) + user + Array("\u{1}auth=Bearer ".utf8) + password + [1, 1]
+            try send(c, Array("AUTH XOAUTH2 ".utf8) + base64Encode(payload) + [13, 10])
+            var r = try reply(c)
+            if r.code == 235 { return user }
+            var detail: [UInt8] = []
+            if r.code == 334 {
+                detail = r.lines.first.flatMap { base64Decode(Array($0.dropFirst(4))) } ?? []
+                try send(c, [13, 10])
+                r = try reply(c)
+            }
+            throw authFailure(c, r, method, oauthError: detail)
         }
         if method.hasPrefix("SCRAM-"), let digests {
             try scram(c, method: method, user: user, password: password, digests: digests)
@@ -590,7 +606,7 @@ final class RemoteDelivery {
         }
     }
 
-    private func authFailure(_ c: SMTPConnection, _ r: SMTPReply, _ method: String) -> RemoteFinish {
+    private func authFailure(_ c: SMTPConnection, _ r: SMTPReply, _ method: String, oauthError: [UInt8] = []) -> RemoteFinish {
         let m = "AUTH \(method)"
         switch r.code {
         case 432: return quit(c, .deferral, "Connected to ", [" but a password transition is needed (", m, ") (#4.7.12)."], reply: r.text)
@@ -598,6 +614,9 @@ final class RemoteDelivery {
         case 500: return quit(c, .failure, "Connected to ", [" but authentication Exchange line is too long (", m, ") (#5.5.6)."], reply: r.text)
         case 530: return quit(c, .failure, "Connected to ", [" but authentication required (", m, ") (#5.7.0)."], reply: r.text)
         case 534: return quit(c, .failure, "Connected to ", [" but authentication mechanism is too weak (", m, ") (#5.7.9)."], reply: r.text)
+        case 535 where !oauthError.isEmpty:
+            let detail = String(decoding: RemoteReport.safe(oauthError), as: UTF8.self)
+            return quit(c, .failure, "Connected to ", [" but authentication credentials invalid (", m, ") oauth2 error [", detail, "]", ") (#5.7.8)."], reply: r.text)
         case 535: return quit(c, .failure, "Connected to ", [" but authentication credentials invalid (", m, ") (#5.7.8)."], reply: r.text)
         case 538: return quit(c, .failure, "Connected to ", [" but encryption required for requested authentication mechanism ", m, ") (#5.7.11)."], reply: r.text)
         default: return quit(c, .deferral, "Connected to ", [" but authentication was rejected ", m, ") (#4.7.0)"], reply: r.text)

@@ -128,6 +128,14 @@ def serve(conn):
             send("334 " + base64.b64encode(b"v=" + base64.b64encode(hmac.new(skey, am, alg).digest())).decode())
             line()
             send(spec["auth"])
+        elif u.startswith("AUTH XOAUTH2"):
+            log.write("AUTH XOAUTH2 %r\n" % base64.b64decode(l.split()[2]))
+            if spec["auth"].startswith("235"):
+                send(spec["auth"])
+            else:
+                send("334 " + base64.b64encode(b'{"status":"401"}').decode())
+                line()
+                send(spec["auth"])
         elif u.startswith("AUTH CRAM-"):
             import hmac
             chal = b"<1896.697170952@sink.test>"
