@@ -5,7 +5,7 @@ import Glibc
 
 public struct QmailRemoteCommand: Command {
     public static let name = "qmail-remote"
-    public static let installDirectory = InstallDirectory.libexec
+    public static let installDirectory = InstallDirectory.sbin
     public static let summary = "send a message to a remote mail server by SMTP or QMTP"
 
     public static func run(_ context: CommandContext) -> Int32 {

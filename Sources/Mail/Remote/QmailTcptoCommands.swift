@@ -25,7 +25,7 @@ enum TimeoutTableQueues {
 
 public struct QmailTcptoCommand: Command {
     public static let name = "qmail-tcpto"
-    public static let installDirectory = InstallDirectory.bin
+    public static let installDirectory = InstallDirectory.sbin
     public static let summary = "list the remote addresses qmail-remote is avoiding after timeouts"
 
     public static func run(_ context: CommandContext) -> Int32 {
