@@ -485,6 +485,27 @@ private extension String {
         #expect(seen == "\(script) K 250 127.0.0.1 [250 2.0.0 Ok: queued as 12345] remote.test alice@client.test  24 bob@remote.test\n")
     }
 
+    @Test func smtputf8() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250 SMTPUTF8"]
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        let o = f.remote(recipients: ["jos\u{E9}@remote.test"], environment: ["SMTPUTF8": ""])
+        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(server.log.contains("C: MAIL FROM:<alice@client.test> SMTPUTF8\n"))
+        let received = "Received: from a.test\n  by b.test with UTF8SMTP; 1 Jan 2026\nSubject: x\n\nbody\n"
+        _ = f.remote(message: received, environment: ["SMTPUTF8": ""])
+        #expect(server.log.components("SMTPUTF8\n") == 2)
+        _ = f.remote(environment: ["SMTPUTF8": ""])  // plain ASCII: no parameter
+        #expect(server.log.components("SMTPUTF8\n") == 2)
+
+        let plain = try #require(ScriptedSMTPServer(.init()))
+        f.route("remote.test", to: plain)
+        let refused = f.remote(recipients: ["jos\u{E9}@remote.test"], environment: ["SMTPUTF8": ""])
+        #expect(reports(refused).hasPrefix("DConnected to 127.0.0.1 but server does not support unicode in email addresses.\nRemote host said: 250-sink.test\n"))
+    }
+
     @Test func usage() {
         let f = RemoteFixture()
         let o = run([Path.join(f.bin, "qmail-remote"), "remote.test", "a@b"], environment: f.environment, inheritEnvironment: false)

@@ -260,6 +260,13 @@ final class RemoteDelivery {
                        [" but my name -->\(settings.heloHost)<-- was rejected :("], reply: hello.text)
         }
         let useSize = esmtp && hello.announces("SIZE")
+        var utf8Parameter = false
+        if settings.environment.contains("SMTPUTF8") && needsSMTPUTF8() {
+            guard esmtp && hello.announces("SMTPUTF8") else {
+                throw quit(c, .failure, "Connected to ", [" but server does not support unicode in email addresses"], reply: hello.text)
+            }
+            utf8Parameter = true
+        }
         let sender = smtpQuotedAddress(settings.sender)
         var mailFrom = Array("MAIL FROM:<".utf8) + sender + Array(">".utf8)
         if useSize { mailFrom += Array(" SIZE=\(settings.size)".utf8) }
@@ -270,6 +277,7 @@ final class RemoteDelivery {
                 mailFrom += Array(" AUTH=<".utf8) + smtpXtext(authUser) + Array(">".utf8)
             }
         }
+        if utf8Parameter { mailFrom += Array(" SMTPUTF8".utf8) }
         try send(c, mailFrom + [13, 10])
         let mail = try reply(c)
         if mail.code >= 500 { throw quit(c, .failure, "Connected to ", [" but sender was rejected"], reply: mail.text) }
@@ -298,6 +306,43 @@ final class RemoteDelivery {
         if end.code >= 400 { throw quit(c, .deferral, "", [" failed after I sent the message"], reply: end.text) }
         throw quit(c, .success, "", [c.isTLS ? " accepted message - Protocol SMTPS" : " accepted message - Protocol SMTP"],
                    reply: end.text)
+    }
+
+    /// Whether the envelope or the message asks for SMTPUTF8: a non-ASCII byte in an
+    /// address, or a Received line of the header saying "with UTF8…". The header is read
+    /// with pread, so the message is still unread for DATA (a pipe is not looked at).
+    private func needsSMTPUTF8() -> Bool {
+        if settings.sender.contains(where: { $0 >= 0x80 }) { return true }
+        if recipients.contains(where: { $0.contains(where: { $0 >= 0x80 }) }) { return true }
+        var head = [UInt8](repeating: 0, count: 65536)
+        let n = head.withUnsafeMutableBytes { pread(input, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return false }
+        return RemoteDelivery.headerSaysUTF8(Array(head[0..<n]))
+    }
+
+    /// A `Received:` field (continuation lines included) containing ` with UTF8`, before
+    /// the empty line that ends the header.
+    static func headerSaysUTF8(_ bytes: [UInt8]) -> Bool {
+        var fields: [[UInt8]] = []
+        for line in bytes.split(separator: 10, omittingEmptySubsequences: false) {
+            let text = line.last == 13 ? line.dropLast() : line[...]
+            if text.isEmpty { break }
+            if text.first == 32 || text.first == 9, !fields.isEmpty {
+                fields[fields.count - 1] += [32] + text
+            } else {
+                fields.append(Array(text))
+            }
+        }
+        let lower = { (b: UInt8) -> UInt8 in b >= 65 && b <= 90 ? b + 32 : (b == 9 ? 32 : b) }
+        for field in fields {
+            let f = field.map(lower)
+            guard f.starts(with: Array("received:".utf8)) else { continue }
+            let needle = Array(" with utf8".utf8)
+            if f.count >= needle.count {
+                for i in 0...(f.count - needle.count) where f[i..<(i + needle.count)].elementsEqual(needle) { return true }
+            }
+        }
+        return false
     }
 
     /// The message with CR LF line ends and dot-stuffing, then the final dot.
