@@ -341,9 +341,9 @@ private extension String {
         f.route("remote.test", to: server, extra: " user pencil")
         let best = f.remote(environment: ["AUTH_SMTP": ""])
         #expect(reports(best).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
-        #expect(server.log.contains("AUTH SCRAM-SHA-256 user good\n"))
+        #expect(server.log.contains("AUTH SCRAM-SHA-256 user n,, good\n"))
         _ = f.remote(environment: ["AUTH_SMTP": "SCRAM-SHA-1"])
-        #expect(server.log.contains("AUTH SCRAM-SHA-1 user good\n"))
+        #expect(server.log.contains("AUTH SCRAM-SHA-1 user n,, good\n"))
         f.route("remote.test", to: server, extra: " user wrong")
         let bad = f.remote(environment: ["AUTH_SMTP": ""])
         #expect(reports(bad) == "DConnected to 127.0.0.1 but authentication credentials invalid (AUTH SCRAM-SHA-256) (#5.7.8)..\nRemote host said: 535 5.7.8 bad proof\n\\0")
@@ -364,6 +364,24 @@ private extension String {
         f.route("remote.test", to: refusing, extra: " me@client.test expired")
         let bad = f.remote(environment: ["AUTH_SMTP": "XOAUTH2"])
         #expect(reports(bad) == "DConnected to 127.0.0.1 but authentication credentials invalid (AUTH XOAUTH2) oauth2 error [{\"status\":\"401\"}]) (#5.7.8)..\nRemote host said: 535 5.7.8 Username and Password not accepted\n\\0")
+    }
+
+    @Test func authSCRAMWithChannelBinding() throws {
+        let f = RemoteFixture()
+        let certs = try #require(TestCertificates(in: f.box))
+        f.box.write("etc/certs/clientcert.pem", contents(certs.client) ?? [])
+        f.control("tlsclientmethod", "TLSv1_2\n")  // tls-unique, which Python can compute
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250-STARTTLS", "250 AUTH SCRAM-SHA-256 SCRAM-SHA-256-PLUS"]
+        script.certificate = certs.server
+        script.password = "pencil"
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server, extra: " user pencil")
+        let plus = f.remote(environment: ["AUTH_SMTP": ""])
+        #expect(reports(plus).hasSuffix("K127.0.0.1 accepted message - Protocol SMTPS.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(server.log.contains("AUTH SCRAM-SHA-256-PLUS user p=tls-unique,, good\n"))
+        _ = f.remote(environment: ["AUTH_SMTP": "", "DISABLE_SCRAM_SHA256_PLUS": "1"])
+        #expect(server.log.contains("AUTH SCRAM-SHA-256 user y,, good\n"))
     }
 
     @Test func remoteAuthCDBAndRouteEnvironment() throws {

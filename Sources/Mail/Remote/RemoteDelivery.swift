@@ -499,8 +499,12 @@ final class RemoteDelivery {
         let digests = tls as? any TLSDigests.Type
         // The reference's order of preference, restricted to what this client speaks.
         var known: [String] = []
+        let binding = c.isTLS ? c.channel.channelBinding : nil
         if digests != nil {
-            for (m, variable) in RemoteDelivery.scramMethods where !env.contains(variable) { known.append(m) }
+            for (m, variable) in RemoteDelivery.scramMethods where !env.contains(variable) {
+                if m.hasSuffix("-PLUS") && binding == nil { continue }
+                known.append(m)
+            }
             for (m, variable) in RemoteDelivery.cramMethods where !env.contains(variable) { known.append(m) }
         }
         if !plainDisabled { known.append("PLAIN") }
@@ -511,7 +515,8 @@ final class RemoteDelivery {
             method = known.first { mechanisms.contains($0) }
         } else {
             let speakable = ["PLAIN", "LOGIN", "XOAUTH2"]
-                + (digests != nil ? (RemoteDelivery.cramMethods + RemoteDelivery.scramMethods).map { $0.0 } : [])
+                + (digests != nil ? (RemoteDelivery.cramMethods + RemoteDelivery.scramMethods).map { $0.0 }
+                    .filter { !$0.hasSuffix("-PLUS") || binding != nil } : [])
             method = mechanisms.contains(wanted) && speakable.contains(wanted) ? wanted : nil
         }
         guard let method else {
@@ -534,7 +539,7 @@ final class RemoteDelivery {
             throw authFailure(c, r, method, oauthError: detail)
         }
         if method.hasPrefix("SCRAM-"), let digests {
-            try scram(c, method: method, user: user, password: password, digests: digests)
+            try scram(c, method: method, user: user, password: password, digests: digests, binding: binding)
             return user
         }
         try send(c, "AUTH \(method)\r\n")
@@ -571,16 +576,23 @@ final class RemoteDelivery {
         return user
     }
 
-    /// SCRAM mechanisms this client speaks (no channel binding), strongest first.
+    /// SCRAM mechanisms, strongest first; -PLUS ones only inside TLS.
     static let scramMethods: [(String, String)] = [
-        ("SCRAM-SHA-256", "DISABLE_SCRAM_SHA256"), ("SCRAM-SHA-1", "DISABLE_SCRAM_SHA1"),
+        ("SCRAM-SHA-256-PLUS", "DISABLE_SCRAM_SHA256_PLUS"), ("SCRAM-SHA-256", "DISABLE_SCRAM_SHA256"),
+        ("SCRAM-SHA-1-PLUS", "DISABLE_SCRAM_SHA1_PLUS"), ("SCRAM-SHA-1", "DISABLE_SCRAM_SHA1"),
     ]
 
-    /// RFC 5802 SCRAM without channel binding: client-first as the initial response,
-    /// the proof in answer to the server's challenge, then the server's signature checked.
+    /// RFC 5802 SCRAM: client-first as the initial response, the proof in answer to the
+    /// server's challenge, then the server's signature checked. -PLUS binds the TLS
+    /// session (tls-exporter under TLS 1.3, tls-unique before); without it inside TLS the
+    /// client says it could have bound ("y").
     private func scram(_ c: SMTPConnection, method: String, user: [UInt8], password: [UInt8],
-                       digests: any TLSDigests.Type) throws {
-        let algorithm = method == "SCRAM-SHA-1" ? "sha1" : "sha256"
+                       digests: any TLSDigests.Type, binding: [UInt8]?) throws {
+        let algorithm = method.hasPrefix("SCRAM-SHA-1") ? "sha1" : "sha256"
+        let plus = method.hasSuffix("-PLUS")
+        let bindingType = c.channel.protocolVersion == "TLSv1.3" ? "tls-exporter" : "tls-unique"
+        let gs2Header = Array((plus ? "p=\(bindingType),," : binding != nil ? "y,," : "n,,").utf8)
+        let channelData = gs2Header + (plus ? binding ?? [] : [])
         func fail(_ why: String, _ r: SMTPReply) -> RemoteFinish {
             quit(c, .deferral, "Connected to ", [" but \(why) (AUTH \(method))"], reply: r.text)
         }
@@ -593,7 +605,7 @@ final class RemoteDelivery {
             if b == UInt8(ascii: ",") { name += Array("=2C".utf8) } else if b == UInt8(ascii: "=") { name += Array("=3D".utf8) } else { name.append(b) }
         }
         let clientFirstBare = Array("n=".utf8) + name + Array(",r=".utf8) + clientNonce
-        try send(c, Array("AUTH \(method) ".utf8) + base64Encode(Array("n,,".utf8) + clientFirstBare) + [13, 10])
+        try send(c, Array("AUTH \(method) ".utf8) + base64Encode(gs2Header + clientFirstBare) + [13, 10])
         var r = try reply(c)
         guard r.code == 334 else { throw authFailure(c, r, method) }
         guard let serverFirst = r.lines.first.flatMap({ base64Decode(Array($0.dropFirst(4))) }) else {
@@ -609,7 +621,7 @@ final class RemoteDelivery {
               iterations > 0, iterations <= 10_000_000 else {
             throw fail("got an unusable SCRAM challenge", r)
         }
-        let clientFinalBare = Array("c=biws,r=".utf8) + nonce
+        let clientFinalBare = Array("c=".utf8) + base64Encode(channelData) + Array(",r=".utf8) + nonce
         let authMessage = clientFirstBare + [UInt8(ascii: ",")] + serverFirst + [UInt8(ascii: ",")] + clientFinalBare
         guard let salted = digests.pbkdf2(algorithm, password: password, salt: salt, iterations: iterations,
                                           length: algorithm == "sha1" ? 20 : 32),

@@ -104,9 +104,11 @@ def serve(conn):
         elif u.startswith("AUTH SCRAM-"):
             import hmac, hashlib, os
             mech = l.split()[1].upper()
-            alg = "sha1" if mech == "SCRAM-SHA-1" else "sha256"
+            alg = "sha1" if mech.startswith("SCRAM-SHA-1") else "sha256"
             first = base64.b64decode(l.split()[2]).decode()
+            gs2 = ",".join(first.split(",", 2)[:2]) + ","
             bare = first.split(",", 2)[2]
+            cb = conn.get_channel_binding("tls-unique") if mech.endswith("-PLUS") else b""
             attrs = dict(x.split("=", 1) for x in bare.split(","))
             salt = b"saltsalt"
             nonce = attrs["r"] + "srvnonce"
@@ -120,8 +122,9 @@ def serve(conn):
             sk = hashlib.new(alg, ck).digest()
             am = (bare + "," + sfirst + "," + without).encode()
             sig = hmac.new(sk, am, alg).digest()
-            good = bytes(a ^ b for a, b in zip(ck, sig)) == proof and without == "c=biws,r=" + nonce
-            log.write("AUTH %s %s %s\n" % (mech, attrs["n"], "good" if good else "bad"))
+            expect_c = base64.b64encode(gs2.encode() + cb).decode()
+            good = bytes(a ^ b for a, b in zip(ck, sig)) == proof and without == "c=" + expect_c + ",r=" + nonce
+            log.write("AUTH %s %s %s %s\n" % (mech, attrs["n"], gs2, "good" if good else "bad"))
             if not good:
                 send("535 5.7.8 bad proof"); continue
             skey = hmac.new(salted, b"Server Key", alg).digest()
