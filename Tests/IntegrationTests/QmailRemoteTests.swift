@@ -366,6 +366,19 @@ private extension String {
         #expect(reports(bad) == "DConnected to 127.0.0.1 but authentication credentials invalid (AUTH XOAUTH2) oauth2 error [{\"status\":\"401\"}]) (#5.7.8)..\nRemote host said: 535 5.7.8 Username and Password not accepted\n\\0")
     }
 
+    @Test func authDigestMD5() throws {
+        let f = RemoteFixture()
+        f.control("realm", "sink.test\n")
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250 AUTH PLAIN DIGEST-MD5 CRAM-MD5"]
+        script.password = "secret"
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server, extra: " chris secret")
+        let o = f.remote(environment: ["AUTH_SMTP": ""])
+        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(server.log.contains("AUTH DIGEST-MD5 chris sink.test smtp/127.0.0.1 good\n"))
+    }
+
     @Test func authSCRAMWithChannelBinding() throws {
         let f = RemoteFixture()
         let certs = try #require(TestCertificates(in: f.box))

@@ -505,6 +505,7 @@ final class RemoteDelivery {
                 if m.hasSuffix("-PLUS") && binding == nil { continue }
                 known.append(m)
             }
+            if !env.contains("DISABLE_DIGEST_MD5") { known.append("DIGEST-MD5") }
             for (m, variable) in RemoteDelivery.cramMethods where !env.contains(variable) { known.append(m) }
         }
         if !plainDisabled { known.append("PLAIN") }
@@ -515,7 +516,7 @@ final class RemoteDelivery {
             method = known.first { mechanisms.contains($0) }
         } else {
             let speakable = ["PLAIN", "LOGIN", "XOAUTH2"]
-                + (digests != nil ? (RemoteDelivery.cramMethods + RemoteDelivery.scramMethods).map { $0.0 }
+                + (digests != nil ? (RemoteDelivery.cramMethods + RemoteDelivery.scramMethods + [("DIGEST-MD5", "")]).map { $0.0 }
                     .filter { !$0.hasSuffix("-PLUS") || binding != nil } : [])
             method = mechanisms.contains(wanted) && speakable.contains(wanted) ? wanted : nil
         }
@@ -546,6 +547,10 @@ final class RemoteDelivery {
         var r = try reply(c)
         guard r.code == 334 else {
             throw quit(c, .deferral, "Connected to ", [" but authentication was rejected (AUTH \(method))"], reply: r.text)
+        }
+        if method == "DIGEST-MD5", let digests {
+            try digestMD5(c, challengeReply: r, user: user, password: password, digests: digests)
+            return user
         }
         if method == "PLAIN" {
             try send(c, base64Encode(sender + [0] + user + [0] + password) + [13, 10])
@@ -645,6 +650,65 @@ final class RemoteDelivery {
             r = try reply(c)
         }
         guard r.code == 235 else { throw authFailure(c, r, method) }
+    }
+
+    /// RFC 2831 DIGEST-MD5 (qop auth, realm from control/realm, digest-uri smtp/<ip>).
+    private func digestMD5(_ c: SMTPConnection, challengeReply: SMTPReply, user: [UInt8], password: [UInt8],
+                           digests: any TLSDigests.Type) throws {
+        var r = challengeReply
+        guard let encoded = r.lines.first.map({ Array($0.dropFirst(4)) }), !encoded.isEmpty else {
+            throw quit(c, .deferral, "Connected to ", [" but got no challenge"], reply: r.text)
+        }
+        guard let challenge = base64Decode(encoded) else {
+            throw quit(c, .deferral, "Connected to ", [" but unable to base64decode challenge"], reply: r.text)
+        }
+        guard let nonce = RemoteDelivery.directive("nonce", in: challenge) else {
+            throw quit(c, .deferral, "Connected to ", [" but got no response= in challenge"], reply: r.text)
+        }
+        let realm = Array(((try? ControlFiles(directory: settings.controlDirectory).value("realm").get()) ?? nil ?? "").utf8)
+        var generator = SystemRandomNumberGenerator()
+        let hex = Array("0123456789abcdef".utf8)
+        let cnonce = (0..<32).map { _ in hex[Int.random(in: 0..<16, using: &generator)] }
+        let uri = Array("smtp/\(partner)".utf8)
+        func md5(_ b: [UInt8]) -> [UInt8]? { digests.digest("md5", data: b) }
+        func hexed(_ b: [UInt8]) -> [UInt8] { b.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 15)]] } }
+        let colon: [UInt8] = [58]
+        guard let secret = md5(user + colon + realm + colon + password),
+              let ha1 = md5(secret + colon + nonce + colon + cnonce),
+              let ha2 = md5(Array("AUTHENTICATE:".utf8) + uri),
+              let response = md5(hexed(ha1) + colon + nonce + Array(":00000001:".utf8) + cnonce + Array(":auth:".utf8) + hexed(ha2)) else {
+            throw quit(c, .deferral, "Connected to ", [" but unable to generate response"], reply: r.text)
+        }
+        var answer = Array("cnonce=\"".utf8) + cnonce + Array("\",digest-uri=\"".utf8) + uri
+        answer += Array("\",nc=00000001,nonce=\"".utf8) + nonce + Array("\",qop=\"auth\",realm=\"".utf8) + realm
+        answer += Array("\",response=".utf8) + hexed(response) + Array(",username=\"".utf8) + user + Array("\"".utf8)
+        try send(c, base64Encode(answer) + [13, 10])
+        r = try reply(c)
+        guard r.code == 334 else {
+            throw quit(c, .deferral, "Connected to ", [" but authentication was rejected (username+digest)"], reply: r.text)
+        }
+        try send(c, [13, 10])
+        r = try reply(c)
+        guard r.code == 235 else { throw authFailure(c, r, "DIGEST-MD5") }
+    }
+
+    /// The value of `name=value` or `name="value"` in a DIGEST-MD5 challenge.
+    static func directive(_ name: String, in challenge: [UInt8]) -> [UInt8]? {
+        let key = Array("\(name)=".utf8)
+        var i = 0
+        while i + key.count <= challenge.count {
+            let atStart = i == 0 || challenge[i - 1] == UInt8(ascii: ",") || challenge[i - 1] == 32
+            if atStart && challenge[i..<(i + key.count)].elementsEqual(key) {
+                var rest = challenge[(i + key.count)...]
+                if rest.first == UInt8(ascii: "\"") {
+                    rest = rest.dropFirst()
+                    return Array(rest.prefix { $0 != UInt8(ascii: "\"") })
+                }
+                return Array(rest.prefix { $0 != UInt8(ascii: ",") })
+            }
+            i += 1
+        }
+        return nil
     }
 
     /// CRAM mechanisms, strongest first as the reference orders them, with the variable

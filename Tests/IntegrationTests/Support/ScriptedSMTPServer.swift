@@ -131,6 +131,21 @@ def serve(conn):
             send("334 " + base64.b64encode(b"v=" + base64.b64encode(hmac.new(skey, am, alg).digest())).decode())
             line()
             send(spec["auth"])
+        elif u.startswith("AUTH DIGEST-MD5"):
+            import hashlib, re
+            nonce = "OA6MG9tEQGm2hh"
+            send("334 " + base64.b64encode(('realm="sink.test",nonce="%s",qop="auth",charset=utf-8,algorithm=md5-sess' % nonce).encode()).decode())
+            resp = base64.b64decode(line()).decode()
+            d = dict((k, v.strip('"')) for k, v in re.findall(r'([a-z-]+)=("[^"]*"|[^,]*)', resp))
+            md5 = lambda b: hashlib.md5(b).digest()
+            hx = lambda b: hashlib.md5(b).hexdigest()
+            a1 = md5(("%s:%s:%s" % (d["username"], d["realm"], spec.get("password", ""))).encode()) + (":%s:%s" % (nonce, d["cnonce"])).encode()
+            a2 = ("AUTHENTICATE:" + d["digest-uri"]).encode()
+            want = hx(("%s:%s:%s:%s:auth:%s" % (hx(a1), nonce, d["nc"], d["cnonce"], hx(a2))).encode())
+            log.write("AUTH DIGEST-MD5 %s %s %s %s\n" % (d["username"], d["realm"], d["digest-uri"], "good" if want == d["response"] else "bad"))
+            send("334 " + base64.b64encode(b"rspauth=0").decode())
+            line()
+            send(spec["auth"])
         elif u.startswith("AUTH XOAUTH2"):
             log.write("AUTH XOAUTH2 %r\n" % base64.b64decode(l.split()[2]))
             if spec["auth"].startswith("235"):
