@@ -537,6 +537,23 @@ private extension String {
         #expect(reports(refused).hasPrefix("DConnected to 127.0.0.1 but server does not support unicode in email addresses.\nRemote host said: 250-sink.test\n"))
     }
 
+    @Test func batvSigning() throws {
+        let f = RemoteFixture()
+        let server = try #require(ScriptedSMTPServer(.init()))
+        f.route("remote.test", to: server)
+        f.control("batvkey", "secret\n")
+        let o = f.remote()
+        let expected = run(["/usr/bin/python3", "-c", "import hashlib,time;s='0%03d'%(int(time.time()//86400)%1000);"
+                            + "print('prvs='+s+hashlib.md5((s+'alice@client.test'+'secret').encode()).hexdigest()[:6]+'=alice@client.test')"]).out
+        #expect(expected.hasPrefix("prvs=0"))
+        #expect(reports(o).hasPrefix("rFrom: <\(expected.dropLast())> RCPT: <bob@remote.test> \\0K"))
+        #expect(server.log.contains("C: MAIL FROM:<\(expected.dropLast())> SIZE=24\n"))
+        // Not for domains in batvnosignremote, nor for bounces.
+        f.control("batvnosignremote", "remote.test\n")
+        _ = f.remote()
+        #expect(server.log.contains("C: MAIL FROM:<alice@client.test> SIZE=24\n"))
+    }
+
     @Test func usage() {
         let f = RemoteFixture()
         let o = run([Path.join(f.bin, "qmail-remote"), "remote.test", "a@b"], environment: f.environment, inheritEnvironment: false)

@@ -21,6 +21,8 @@ final class RemoteDelivery {
     /// Every recipient domain was an alias: the "MX points back to me" check is off.
     private var allAliases = false
     var partnerAddress: String { partner }
+    /// The sender as SMTP sends it: BATV-signed when batvkey asks for it.
+    private(set) var smtpSender: [UInt8]
     func appendOutput(_ bytes: [UInt8]) { output += bytes }
 
     init(settings: RemoteSettings, tls: (any TLSLibrary.Type)?, input: Int32 = 0) {
@@ -28,6 +30,11 @@ final class RemoteDelivery {
         self.tls = tls
         self.input = input
         recipients = settings.recipients
+        smtpSender = settings.sender
+        if let key = settings.batvKey, let digests = tls as? any TLSDigests.Type,
+           let signed = BATV.sign(settings.sender, key: key, day: Int(time(nil) / 86400), digests: digests) {
+            smtpSender = signed
+        }
         timeoutFile = TCPTimeoutFile(queueDirectory: settings.queueDirectory)
         now = { UInt32(truncatingIfNeeded: time(nil)) }
     }
@@ -267,7 +274,7 @@ final class RemoteDelivery {
             }
             utf8Parameter = true
         }
-        let sender = smtpQuotedAddress(settings.sender)
+        let sender = smtpQuotedAddress(smtpSender)
         var mailFrom = Array("MAIL FROM:<".utf8) + sender + Array(">".utf8)
         if useSize { mailFrom += Array(" SIZE=\(settings.size)".utf8) }
 

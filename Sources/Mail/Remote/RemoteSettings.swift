@@ -30,6 +30,8 @@ struct RemoteSettings {
     var tolerance: Int
     var smtps: Bool
     var environment: Environment
+    /// batvkey, when the sender should be BATV-signed for this delivery.
+    var batvKey: [UInt8]? = nil
 
     static func load(arguments: [[UInt8]], environment original: Environment) -> Result<RemoteSettings, RemoteFinish> {
         var env = original
@@ -169,8 +171,28 @@ struct RemoteSettings {
         if let p = route?.penalty { penalty = p }
         if let t = route?.tolerance { tolerance = t }
 
+        // BATV: sign unless the first recipient's domain is in batvnosignremote or the
+        // sender's in batvnosignlocals.
+        var batvKey: [UInt8]?
+        if !arguments[1].isEmpty {
+            let keyName = env.nonEmpty("BATVKEY") ?? "batvkey"
+            guard case .success(let key) = control.value(keyName) else { return .failure(fail("Unable to read control file")) }
+            if let key, !key.isEmpty {
+                func domain(_ a: [UInt8]) -> String {
+                    String(decoding: a.split(separator: UInt8(ascii: "@"), omittingEmptySubsequences: false).last ?? [], as: UTF8.self).lowercased()
+                }
+                guard case .success(let remote) = control.list(env.nonEmpty("BATVNOSIGNREMOTE") ?? "batvnosignremote"),
+                      case .success(let locals) = control.list(env.nonEmpty("BATVNOSIGNLOCALS") ?? "batvnosignlocals") else {
+                    return .failure(fail("Unable to read control file"))
+                }
+                let skipRemote = (remote ?? []).map { $0.lowercased() }.contains(domain(arguments[4]))
+                let skipLocal = (locals ?? []).map { $0.lowercased() }.contains(domain(arguments[1]))
+                if !skipRemote && !skipLocal { batvKey = Array(key.utf8) }
+            }
+        }
+
         let certDirectory = env.nonEmpty("CERTDIR") ?? Path.join(paths.sysconfDirectory, "certs")
-        return .success(RemoteSettings(
+        var settings = RemoteSettings(
             host: host, sender: arguments[1], qqeh: arguments[2],
             size: String(decoding: arguments[3], as: UTF8.self), recipients: Array(arguments[4...]),
             controlDirectory: control.directory, queueDirectory: paths.queueDirectory, certDirectory: certDirectory,
@@ -179,7 +201,9 @@ struct RemoteSettings {
             notTLSHosts: Set((notls ?? []).map { $0.lowercased() }), route: route,
             useAuth: original.contains("AUTH_SMTP"), authMethod: original["AUTH_SMTP"] ?? "",
             penalty: penalty, tolerance: tolerance,
-            smtps: original.contains("SMTPS") || route?.implicitTLS == true, environment: env))
+            smtps: original.contains("SMTPS") || route?.implicitTLS == true, environment: env)
+        settings.batvKey = batvKey
+        return .success(settings)
     }
 
     /// Whether the tcpto table is consulted (a route's penalty of 0 turns it off).
@@ -292,5 +316,20 @@ public enum EnvironmentAssignments {
             let value = trimmed[trimmed.index(after: eq)...]
             if value.isEmpty { env.unset(name) } else { env.set(name, Array(value.utf8)) }
         }
+    }
+}
+
+/// BATV sender signing (prvs=): `prvs=0DDDhhhhhh=sender`, DDD the day number modulo 1000,
+/// hhhhhh the first three bytes of MD5(0DDD + sender + key) in hex.
+public enum BATV {
+    public static func sign(_ sender: [UInt8], key: [UInt8], day: Int, digests: any TLSDigests.Type) -> [UInt8]? {
+        guard !sender.isEmpty, !sender.starts(with: Array("prvs=".utf8)) else { return nil }
+        if sender.starts(with: Array("sb*-".utf8)) { return Array(sender.dropFirst(4)) }  // "don't sign"
+        let d = ((day % 1000) + 1000) % 1000
+        let stamp = Array("0\(d / 100)\((d / 10) % 10)\(d % 10)".utf8)
+        guard let md5 = digests.digest("md5", data: stamp + sender + key) else { return nil }
+        let hex = Array("0123456789abcdef".utf8)
+        let tag = md5.prefix(3).flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 15)]] }
+        return Array("prvs=".utf8) + stamp + tag + [UInt8(ascii: "=")] + sender
     }
 }
