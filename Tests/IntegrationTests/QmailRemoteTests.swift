@@ -499,6 +499,11 @@ private extension String {
         f.control("helohostbyip", "127.0.0.1:byip.test\n")
         _ = f.remote(sender: "alice@bound.test")
         #expect(server.log.contains("C: EHLO byip.test\n"))
+        // bindroutes wins: a prefix of the remote address picks the local one.
+        f.control("bindroutes", "10.:10.0.0.1\n127.0.0.:127.0.0.5\n")
+        _ = f.remote(sender: "alice@bound.test")
+        #expect(server.log.contains("CONNECT 127.0.0.5\n"))
+        #expect(!server.log.contains("CONNECT 127.0.0.5\nCONNECT 127.0.0.1"))
         let bad = f.remote(environment: ["OUTGOINGIP": "not-an-ip"])
         #expect(reports(bad) == "Zinvalid ipaddr in \(f.box.at("etc/control"))/outgoingip (#4.3.0)\n\\0")
     }

@@ -78,7 +78,12 @@ final class RemoteDelivery {
                 lastProtocol = useQMTP ? "QMTP" : "SMTP"
                 if !withoutTLS && !qmtpFailed { tried.append(target.address.description) }
                 let remote = SocketAddress.inet(target.address, port: UInt16(attemptPort), scope: 0)
-                switch Socket.connect(to: remote, from: settings.outgoingIP, timeout: settings.timeoutConnect) {
+                let local: IPAddress?
+                switch settings.localAddress(for: target.address) {
+                case .success(let ip): local = ip
+                case .failure(let finish): throw finish
+                }
+                switch Socket.connect(to: remote, from: local, timeout: settings.timeoutConnect) {
                 case .failure(let error):
                     if useQMTP && settings.route == nil {
                         qmtpFailed = true  // the same address again, by SMTP

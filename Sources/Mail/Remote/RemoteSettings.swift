@@ -30,6 +30,8 @@ struct RemoteSettings {
     var tolerance: Int
     var smtps: Bool
     var environment: Environment
+    /// bindroutes: remote address (or a prefix ending in ".") to local address.
+    var bindRoutes = RouteTable(lines: [])
     /// batvkey, when the sender should be BATV-signed for this delivery.
     var batvKey: [UInt8]? = nil
 
@@ -203,7 +205,31 @@ struct RemoteSettings {
             penalty: penalty, tolerance: tolerance,
             smtps: original.contains("SMTPS") || route?.implicitTLS == true, environment: env)
         settings.batvKey = batvKey
+        guard case .success(let binds) = control.list("bindroutes") else { return .failure(fail("Unable to read control file")) }
+        settings.bindRoutes = RouteTable(lines: binds ?? [])
         return .success(settings)
+    }
+
+    /// The local address for a connection to `remote`: bindroutes (the address, then each
+    /// shorter prefix ending in a dot, then the empty key) before the outgoing address.
+    func localAddress(for remote: IPAddress) -> Result<IPAddress?, RemoteFinish> {
+        if !bindRoutes.isEmpty {
+            let text = remote.unmapped.description
+            var keys = [text]
+            var chars = Array(text)
+            while chars.popLast() != nil {
+                if chars.last == "." { keys.append(String(chars)) }
+            }
+            keys.append("")
+            for key in keys {
+                guard let value = bindRoutes.value(for: key), !value.isEmpty else { continue }
+                guard let ip = IPAddress(value) else {
+                    return .failure(RemoteFinish(report: .control("Unable to parse bindroutes")))
+                }
+                return .success(ip)
+            }
+        }
+        return .success(outgoingIP)
     }
 
     /// Whether the tcpto table is consulted (a route's penalty of 0 turns it off).

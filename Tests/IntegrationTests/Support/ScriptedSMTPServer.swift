@@ -193,8 +193,8 @@ def serve(conn):
         else:
             send("502 unknown")
 while True:
-    conn, _ = srv.accept()
-    log.write("CONNECT\n")
+    conn, peer = srv.accept()
+    log.write("CONNECT %s\n" % peer[0])
     try:
         if spec.get("implicitTLS"):
             conn = tls_wrap(conn)
