@@ -260,6 +260,28 @@ private extension String {
         #expect(reports(verified).hasSuffix("K127.0.0.1 accepted message - Protocol SMTPS.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
     }
 
+    @Test func bigMessageThroughTLS() throws {
+        let f = RemoteFixture()
+        let certs = try #require(TestCertificates(in: f.box))
+        f.box.write("etc/certs/clientcert.pem", contents(certs.client) ?? [])
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250 STARTTLS"]
+        script.certificate = certs.server
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        // 8000 lines (~200 kB, several network writes); what the server must receive has
+        // CR LF line ends and leading dots doubled.
+        var lines = ["Subject: big", ""]
+        for i in 0..<8000 { lines.append(i % 7 == 0 ? ".line \(i) with a leading dot" : "line \(i) of the body text") }
+        let message = lines.joined(separator: "\n") + "\n"
+        let wire = lines.map { ($0.hasPrefix(".") ? "." : "") + $0 }.joined(separator: "\r\n") + "\r\n"
+        let hash = run(["/usr/bin/python3", "-c", "import sys,hashlib;print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())"],
+                       stdin: Array(wire.utf8)).out
+        let o = f.remote(message: message)
+        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTPS.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(server.log.contains("BODYLEN \(wire.utf8.count) \(hash.dropLast())\n"))
+    }
+
     @Test func requiredTLSMissing() throws {
         let f = RemoteFixture()
         let certs = try #require(TestCertificates(in: f.box))

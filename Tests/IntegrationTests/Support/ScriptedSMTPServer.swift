@@ -185,7 +185,10 @@ def serve(conn):
                 if not raw: raise EOFError
                 if raw == b".\r\n": break
                 body += raw
-            log.write("BODY %r\n" % body)
+            if len(body) < 4096:
+                log.write("BODY %r\n" % body)
+            import hashlib
+            log.write("BODYLEN %d %s\n" % (len(body), hashlib.sha256(body).hexdigest()))
             send(spec["end"])
         elif u == "QUIT":
             send("221 bye")
