@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/bio.h>
+#include <openssl/hmac.h>
 
 static inline long cs_ssl_ctx_set_min_proto_version(SSL_CTX *ctx, int version) {
     return SSL_CTX_set_min_proto_version(ctx, version);

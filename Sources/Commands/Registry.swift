@@ -34,6 +34,8 @@ public enum CommandRegistry {
         QmailSendCommand.self,
         QmailShowctlCommand.self,
         QmailStartCommand.self,
+        QmailTcpokCommand.self,
+        QmailTcptoCommand.self,
         QmailctlCommand.self,
         QmqpcCommand.self,
         QmqpdCommand.self,
@@ -71,6 +73,7 @@ public enum CommandRegistry {
     /// carries them, on top of the base list.
     public static var network: [any Command.Type] {[
         DotlsCommand.self,
+        QmailRemoteCommand.self,
         TcpclientCommand.self,
     ]}
 

@@ -149,3 +149,15 @@ public protocol TLSLibrary {
     static func serverContext(_ settings: TLSSettings) -> Result<any TLSContext, TLSError>
     static func clientContext(_ settings: TLSSettings) -> Result<any TLSContext, TLSError>
 }
+
+/// Keyed digests from the TLS library, for challenge-response SASL mechanisms (CRAM-MD5 and
+/// friends) in programs that already run inside indimail-tls.
+public protocol TLSDigests {
+    /// HMAC of `data` with `key` using the digest OpenSSL calls `algorithm` ("md5",
+    /// "sha1", "sha256", "ripemd160", …); nil when the library does not know it.
+    static func hmac(_ algorithm: String, key: [UInt8], data: [UInt8]) -> [UInt8]?
+    /// The plain digest of `data`.
+    static func digest(_ algorithm: String, data: [UInt8]) -> [UInt8]?
+    /// PBKDF2 with HMAC-`algorithm` (SCRAM's salted password), `length` bytes.
+    static func pbkdf2(_ algorithm: String, password: [UInt8], salt: [UInt8], iterations: Int, length: Int) -> [UInt8]?
+}
