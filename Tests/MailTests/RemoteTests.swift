@@ -54,7 +54,7 @@ import Testing
             let route = RemoteRoute.parse(text, transport: .smtp)
             #expect(route.port > 0 && route.port < 65536)
             _ = RouteSources(smtp: RouteTable(lines: [text]), qmtp: RouteTable(lines: [])).route(host: text, senderIsNull: next() % 2 == 0)
-            _ = RemoteSpawnReport.convert(crashed: false, exitCode: 0, output: bytes)
+            _ = RemoteSpawnReport.text(.exited(0), output: bytes)
             var env = Environment()
             EnvironmentAssignments.apply(text, to: &env)
             let raw = (0..<Int(next() % 2100)).map { _ in UInt8(truncatingIfNeeded: next()) }
@@ -81,7 +81,7 @@ import Testing
 
     @Test func spawnReportConversion() {
         func convert(_ s: String, crashed: Bool = false, exit: Int32 = 0) -> String {
-            String(decoding: RemoteSpawnReport.convert(crashed: crashed, exitCode: exit, output: Array(s.utf8)), as: UTF8.self)
+            String(decoding: RemoteSpawnReport.text(crashed ? .signaled(11, coreDumped: false) : .exited(exit), output: Array(s.utf8)), as: UTF8.self)
         }
         #expect(convert("rFrom: <a> RCPT: <b> \0K1.2.3.4 accepted message.\nok\n\0") == "KFrom: <a> RCPT: <b> 1.2.3.4 accepted message.\nok\n")
         #expect(convert("hFrom: x does not like recipient.\n\0DGiving up on 1.2.3.4.\n\0") == "DFrom: x does not like recipient.\nGiving up on 1.2.3.4.\n")
