@@ -20,6 +20,7 @@ public enum CommandRegistry {
         MultilogCommand.self,
         PgrphackCommand.self,
         QmailLocalCommand.self,
+        QmailSmtpdCommand.self,
         QueueFixCommand.self,
         RblsmtpdCommand.self,
         ReadproctitleCommand.self,

@@ -1,0 +1,285 @@
+// qmail-smtpd: receive mail over SMTP on fd 0/1 (under tcpserver, exec'd or in-process)
+// and hand each message to qmail-queue. Protocol decisions live in SMTPSession; this file
+// does the effects: reading, writing, TLS, the checkpassword chain, the queue.
+import Core
+import Glibc
+import UCSPI
+
+public struct QmailSmtpdCommand: PreloadingCommand {
+    public static let name = "qmail-smtpd"
+    public static let installDirectory = InstallDirectory.sbin
+    public static let summary = "receive mail via SMTP"
+    public static let version = "1.0"
+    /// Command lines longer than this are refused even without maxcmdlen (bounded memory).
+    static let hardLineLimit = 65536
+
+    public static func preload(_ context: CommandContext) -> SMTPControls {
+        SMTPControls.load(context.environment)
+    }
+
+    public static func run(_ context: CommandContext) -> Int32 {
+        if let handedOver = handOverForTLS(context) { return handedOver }
+        return serve(context, controls: SMTPControls.load(context.environment))
+    }
+
+    public static func run(_ context: CommandContext, preloaded: SMTPControls) -> Int32 {
+        if let handedOver = handOverForTLS(context) { return handedOver }
+        // Per-connection variables naming other files (set by tcprules) need a fresh read.
+        let env = context.environment
+        let renamed = ["BADMAILFROM", "BADRCPTTO", "GOODRCPTTO", "BADHELO", "RELAYCLIENTS"].contains { env.contains($0) }
+        return serve(context, controls: renamed ? SMTPControls.load(env) : preloaded)
+    }
+
+    /// The static base binary has no OpenSSL: when this connection wants TLS, continue in
+    /// indimail-tls (same arguments, same fds). nil = carry on here.
+    static func handOverForTLS(_ context: CommandContext) -> Int32? {
+        let env = context.environment
+        guard context.tls == nil, !env.contains("TLS_PROVIDER"),
+              env.nonEmpty("SMTPS") != nil || env.contains("STARTTLS") else { return nil }
+        guard let me = realpath("/proc/self/exe", nil) else { return nil }
+        let path = String(cString: me)
+        free(me)
+        let tlsBinary = Path.join(Path.dirname(path), "indimail-tls")
+        guard access(tlsBinary, X_OK) == 0, Path.basename(path) != "indimail-tls" else {
+            // STARTTLS is then simply not offered; SMTPS cannot work at all.
+            if env.nonEmpty("SMTPS") != nil {
+                return context.diagnostics.fatal(ExitCode.temporary, "SMTPS needs indimail-tls next to \(path)")
+            }
+            return nil
+        }
+        let error = Exec.replace(arguments: [Array(tlsBinary.utf8), Array(name.utf8)] + context.arguments,
+                                 environment: env)
+        return context.diagnostics.fatal(ExitCode.temporary, "unable to run indimail-tls: \(error)")
+    }
+
+    static func serve(_ context: CommandContext, controls: SMTPControls) -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        let env = context.environment
+        let args = context.arguments
+        let log = SMTPLog(remoteIP: env.nonEmpty("TCPREMOTEIP") ?? "unknown")
+        let connection = SMTPConnection(timeout: Double(max(1, controls.timeout)))
+        if let problem = controls.problem {
+            log.write(problem)
+            connection.send(Array("421 unable to read controls (#4.3.0)\r\n".utf8))
+            connection.flush()
+            return 1
+        }
+        var settings = SMTPSettings.make(env, controls: controls,
+                                         authHostname: args.count >= 2 ? String(decoding: args[0], as: UTF8.self) : nil)
+        settings.version = version
+        settings.pid = getpid()
+        settings.now = time(nil)
+        let checkpassword = Array(args.dropFirst())
+
+        // TLS: a context only when this binary has the library and the certificate is readable.
+        var tlsContext: (any TLSContext)?
+        if let library = context.tls, env.contains("STARTTLS") || env.nonEmpty("SMTPS") != nil {
+            switch tlsSettings(env, controls: controls) {
+            case .success(let s):
+                if let cert = s.certificateFile, access(cert, R_OK) == 0 {
+                    switch library.serverContext(s) {
+                    case .success(let c): tlsContext = c
+                    case .failure(let e): log.write("TLS unavailable: \(e)")
+                    }
+                }
+            case .failure(let e): log.write("TLS unavailable: \(e)")
+            }
+        }
+        settings.startTLSAvailable = tlsContext != nil && env.contains("STARTTLS")
+
+        if env.nonEmpty("SMTPS") != nil {
+            guard let tls = tlsContext else {
+                log.write("SMTPS: no TLS context (certificate missing or unreadable)")
+                return 1
+            }
+            switch tls.accept(input: 0, output: 1, timeout: Double(max(1, controls.timeout))) {
+            case .success(let channel):
+                connection.useTLS(channel)
+                settings.tlsActive = true
+                log.write("SMTPS: \(channel.protocolVersion) \(channel.cipherName)")
+            case .failure(let e):
+                log.write("SMTPS handshake failed: \(e)")
+                return 1
+            }
+        }
+
+        if !greetDelay(env, controls: controls, connection: connection) { return 1 }
+        var session = SMTPSession(settings: settings, controls: controls)
+        let lineLimit = controls.maxCommandLength > 0 ? min(controls.maxCommandLength + 2, hardLineLimit) : hardLineLimit
+        if case .close(let status) = write(session.greeting(), &session, connection, log) { return status }
+
+        while true {
+            let read = connection.readLine(limit: session.expectsAuthResponse ? hardLineLimit : lineLimit)
+            let line: [UInt8]
+            switch read {
+            case .line(let l): line = l
+            case .tooLong:
+                connection.send(Array("553 sorry, the given command is too long! (#5.5.2)\r\n".utf8))
+                connection.flush()
+                log.write("command too long")
+                return 1
+            case .endOfFile: return 0
+            case .timeout:
+                connection.send(Array("451 Sorry, I reached a timeout reading from client (#4.4.2)\r\n".utf8))
+                connection.flush()
+                log.write("timeout reading from client")
+                return 1
+            case .failed(let why):
+                log.write("read error: \(why)")
+                return 1
+            }
+            let step = session.command(line)
+            switch write(step, &session, connection, log) {
+            case .close(let status): return status
+            case .none: continue
+            case .beginData:
+                if let status = receiveMessage(&session, connection, env, log) { return status }
+            case .startTLS:
+                connection.flush()
+                connection.discardBufferedInput()
+                guard let tls = tlsContext else { return 1 }
+                switch tls.accept(input: 0, output: 1, timeout: Double(max(1, controls.timeout))) {
+                case .success(let channel):
+                    connection.useTLS(channel)
+                    session.tlsStarted()
+                    log.write("STARTTLS: \(channel.protocolVersion) \(channel.cipherName)")
+                case .failure(let e):
+                    log.write("STARTTLS handshake failed: \(e)")
+                    return 1
+                }
+            case .authenticate(let request):
+                let status = checkPassword(checkpassword, request, env)
+                if status == nil || status != 0 && status != 3 {
+                    if let penalty = env.nonEmpty("PENALTY").flatMap({ Int($0) }), penalty > 0 { sleep(UInt32(min(penalty, 3600))) }
+                }
+                if case .close(let s) = write(session.authFinished(request, status: status), &session, connection, log) { return s }
+            }
+        }
+    }
+
+    /// Writes a step's reply (after its tarpit delay) and the session's log lines.
+    static func write(_ step: SMTPStep, _ session: inout SMTPSession, _ connection: SMTPConnection, _ log: SMTPLog) -> SMTPAction {
+        for line in session.logLines { log.write(line) }
+        session.logLines.removeAll()
+        if step.delay > 0 {
+            connection.flush()
+            sleep(UInt32(step.delay))
+        }
+        if !step.reply.isEmpty { connection.send(step.reply) }
+        if case .close = step.action { connection.flush() }
+        return step.action
+    }
+
+    /// DATA: qmail-queue, "354", the message, the verdict. nil = keep serving.
+    static func receiveMessage(_ session: inout SMTPSession, _ connection: SMTPConnection, _ env: Environment, _ log: SMTPLog) -> Int32? {
+        var queueEnv = env
+        if let user = session.authenticatedUser {
+            queueEnv.set("TCPREMOTEINFO", user)
+            queueEnv.set("AUTHINFO", user)
+        }
+        var submission: QueueSubmission
+        switch QueueSubmission.start(environment: queueEnv) {
+        case .failure(let e):
+            log.write("unable to start qmail-queue: \(e)")
+            _ = write(session.queueUnavailable(), &session, connection, log)
+            return nil
+        case .success(let s): submission = s
+        }
+        connection.send(Array("354 go ahead\r\n".utf8))
+        connection.flush()
+        let now = time(nil)
+        submission.write(session.receivedHeader(pid: getpid(), date: ReceivedHeader.date822(seconds: now)))
+        var receiver = SMTPDataReceiver(allowBareLF: session.settings.allowBareLF, databytes: session.settings.databytes)
+        var body: [UInt8] = []
+        let problem = connection.readMessage(&receiver) { chunk in body = chunk; submission.write(body) }
+        if let problem {
+            submission.abandon()
+            switch problem {
+            case .failed("bare LF"):
+                log.write("Bare LF received")
+                connection.send(Array("451 Sorry, I received Bare LF. (#4.6.0)\r\n".utf8))
+            case .timeout:
+                log.write("timeout reading from client")
+                connection.send(Array("451 Sorry, I reached a timeout reading from client (#4.4.2)\r\n".utf8))
+            default:
+                log.write("connection lost during DATA")
+            }
+            connection.flush()
+            return 1
+        }
+        let verdict: QueueVerdict?
+        if receiver.tooBig || receiver.hops >= session.settings.maxHops {
+            submission.abandon()
+            verdict = nil
+        } else {
+            verdict = submission.finish(session.envelope)
+        }
+        if case .close(let status) = write(session.dataFinished(receiver, verdict: verdict, now: time(nil)), &session, connection, log) {
+            return status
+        }
+        return nil
+    }
+
+    /// Runs the checkpassword chain with user/secret/response/method on fd 3; its exit
+    /// status, nil when it could not run or was killed.
+    static func checkPassword(_ argv: [[UInt8]], _ request: AuthRequest, _ env: Environment) -> Int32? {
+        guard !argv.isEmpty, case .success(let pipe) = FD.pipe() else { return nil }
+        var options = SpawnOptions()
+        // fd 1 is the client (maybe under TLS): the program's output goes to the log.
+        options.fileMoves = [(pipe.read, 3), (2, 1)]
+        let started = Spawn.start(argv, environment: env, options: options)
+        FD.close(pipe.read)
+        guard case .success(let pid) = started else { FD.close(pipe.write); return nil }
+        var bytes = request.checkpasswordBytes
+        _ = FD.writeAll(pipe.write, bytes)
+        for i in bytes.indices { bytes[i] = 0 }
+        FD.close(pipe.write)
+        switch Wait.for(pid) {
+        case .success(.exited(let code)): return code
+        default: return nil
+        }
+    }
+
+    static func tlsSettings(_ env: Environment, controls: SMTPControls) -> Result<TLSSettings, TLSError> {
+        var options = TLSOptions()
+        let certdir = TLSSetup.certificateDirectory(option: nil, environment: env)
+        options.certificate = TLSSetup.underDirectory(env.nonEmpty("SERVERCERT") ?? "servercert.pem", certdir)
+        let control = ControlFiles(directory: controls.controlDirectory)
+        if access(control.path("tlsserverciphers"), R_OK) == 0 { options.cipherFile = control.path("tlsserverciphers") }
+        if case .success(let method?) = control.value("tlsservermethod") { options.method = method }
+        options.allowClientRenegotiation = env.contains("CLIENT_RENEGOTIATION")
+        return options.settings(.server, environment: env)
+    }
+
+    /// greetdelay / GREETDELAY: wait before the banner; a negative value also drops a
+    /// client that talks first.
+    static func greetDelay(_ env: Environment, controls: SMTPControls, connection: SMTPConnection) -> Bool {
+        var delay = controls.greetDelay
+        if let text = env["GREETDELAY"], let n = Int(text.smtpTrimmed()) { delay = n }
+        guard delay != 0 else { return true }
+        let seconds = min(abs(delay), 3600)
+        if delay < 0 {
+            if FD.waitUntil(0, events: Int16(POLLIN), timeout: Int32(seconds * 1000)) {
+                connection.send(Array("554 SMTP protocol violation. Polite people say hello after the server greets them (#5.7.1)\r\n".utf8))
+                connection.flush()
+                return false
+            }
+        } else {
+            sleep(UInt32(seconds))
+        }
+        return true
+    }
+}
+
+/// qmail-smtpd's log lines on fd 2: `qmail-smtpd: pid N from IP text`.
+struct SMTPLog {
+    let prefix: String
+
+    init(remoteIP: String) {
+        prefix = "qmail-smtpd: pid \(getpid()) from \(remoteIP) "
+    }
+
+    func write(_ text: String) {
+        _ = FD.writeAll(2, Array((prefix + text + "\n").utf8))
+    }
+}
