@@ -115,8 +115,8 @@ public struct QmailSmtpdCommand: PreloadingCommand {
             case .line(let l): line = l
             case .tooLong:
                 connection.send(Array("553 sorry, the given command is too long! (#5.5.2)\r\n".utf8))
-                connection.flush()
                 log.write("command too long")
+                connection.lingeringClose()
                 return 1
             case .endOfFile: return 0
             case .timeout:

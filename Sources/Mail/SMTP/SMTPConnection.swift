@@ -105,11 +105,10 @@ public final class SMTPConnection {
         }
     }
 
-    /// One line without its LF (a CR before it is kept for the parser to drop). Lines over
-    /// `limit` bytes are consumed up to their LF and reported as `.tooLong`.
+    /// One line without its LF (a CR before it is kept for the parser to drop). A line over
+    /// `limit` bytes is reported as `.tooLong` as soon as the limit is passed.
     public func readLine(limit: Int) -> SMTPReadResult {
         var line: [UInt8] = []
-        var overflow = false
         while true {
             if start < end {
                 let found: Int? = buffer.withUnsafeBytes { raw in
@@ -118,16 +117,32 @@ public final class SMTPConnection {
                     return base.distance(to: UnsafeRawPointer(hit))
                 }
                 let stop = found ?? end
-                if !overflow {
-                    if line.count + (stop - start) > limit { overflow = true; line = [] } else { line += buffer[start..<stop] }
+                if line.count + (stop - start) > limit {
+                    start = found.map { $0 + 1 } ?? end
+                    return .tooLong
                 }
+                line += buffer[start..<stop]
                 if let found {
                     start = found + 1
-                    return overflow ? .tooLong : .line(line)
+                    return .line(line)
                 }
                 start = end
             }
             if let problem = fill() { return problem }
+        }
+    }
+
+    /// Ends a clear-text connection so the client still reads our last reply: FIN first,
+    /// then discard what it keeps sending (closing with unread input would send a reset
+    /// that destroys the reply), for at most `seconds`.
+    public func lingeringClose(seconds: Double = 2) {
+        flush()
+        guard channel == nil else { channel?.shutdown(); return }
+        _ = Glibc.shutdown(output, Int32(SHUT_WR))
+        let deadline = MonotonicClock.now() + seconds
+        while FD.waitUntil(input, events: Int16(POLLIN), deadline: deadline) {
+            let n = buffer.withUnsafeMutableBytes { raw in Glibc.read(input, raw.baseAddress, raw.count) }
+            if n <= 0 && !(n < 0 && errno == EINTR) { break }
         }
     }
 

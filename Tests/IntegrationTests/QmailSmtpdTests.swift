@@ -1,0 +1,411 @@
+// qmail-smtpd under our tcpserver on 127.0.0.1 with a temp control dir and a real queue
+// (queue-fix + qmail-queue), driven by Python's smtplib, raw sockets and openssl s_client:
+// delivery, pipelining, limits, relay control, AUTH, STARTTLS/SMTPS and hostile input.
+import Core
+import Glibc
+import Testing
+
+/// One qmail-smtpd service: controls, queue, certificates, a checkpassword script.
+final class SmtpdFixture {
+    let box = Sandbox()
+    let queue: String
+    let control: String
+    let certs: TestCertificates?
+    let checkpassword: String
+    let client: String
+    var server: RunningServer?
+
+    init(tls: Bool = false, controls: [String: String] = [:]) {
+        queue = QueueTest.makeQueue(box)
+        control = box.directory("control")
+        _ = box.write("control/me", "mx.test\n")
+        _ = box.write("control/rcpthosts", "example.com\n.sub.example.com\n")
+        for (name, text) in controls { _ = box.write("control/" + name, text) }
+        certs = tls ? TestCertificates(in: box) : nil
+        checkpassword = box.write("checkpw", SmtpdFixture.checkpasswordScript, mode: 0o755)
+        client = box.write("client.py", SmtpdFixture.clientScript)
+    }
+
+    var environment: [String: String] {
+        var env = QueueTest.accounts
+        env["CONTROLDIR"] = control
+        env["SYSCONFDIR"] = box.path
+        env["QUEUEDIR"] = queue
+        env["CONFSPLIT"] = "3"
+        env["BIGTODO"] = "0"
+        env["QMAILQUEUE"] = Build.qmailQueue
+        env["CERTDIR"] = certs?.directory ?? box.at("nocerts")
+        return env
+    }
+
+    /// tcpserver (the base binary unless told) running qmail-smtpd in-process, or exec'd
+    /// through env(1) when `exec` is set. `arguments` follow qmail-smtpd.
+    func start(_ extra: [String: String] = [:], arguments: [String] = [], exec: Bool = false,
+               binary: String = Build.indimail, rules: String? = nil) -> RunningServer? {
+        let link = box.at("bin/qmail-smtpd")
+        if access(link, F_OK) != 0 { _ = box.commandLinks(["qmail-smtpd"], binary: binary) }
+        var args = ["-H", "-R", "-l", "0"]
+        if let rules {
+            let cdb = box.at("tcp.smtp.cdb")
+            _ = run([Build.indimail, "tcprules", cdb, cdb + ".tmp"], stdin: Array(rules.utf8))
+            args += ["-x", cdb]
+        }
+        args += ["127.0.0.1", "0"] + (exec ? ["/usr/bin/env", Build.indimail, "qmail-smtpd"] : [link]) + arguments
+        var env = environment
+        for (k, v) in extra { env[k] = v }
+        server = RunningServer(box, args, environment: env, binary: binary)
+        return server
+    }
+
+    /// Runs a scenario of client.py against the server; its stdout lines.
+    func client(_ scenario: String, _ arguments: [String] = [], port: UInt16? = nil) -> [String] {
+        guard let port = port ?? server?.port else { return ["no server"] }
+        let r = run(["python3", client, String(port), scenario] + arguments, timeout: 30)
+        return r.out.split(separator: "\n").map(String.init) + (r.exitCode == 0 ? [] : ["exit \(r.exitCode ?? -1): \(r.err)"])
+    }
+
+    /// (envelope, message) of every queued message.
+    var queued: [(envelope: String, message: String)] {
+        QueueTest.messageFiles(queue).filter { $0.hasPrefix("todo/") }.map { todo in
+            let id = Path.basename(todo)
+            let envelope = String(decoding: contents(Path.join(queue, todo)) ?? [], as: UTF8.self)
+            let mess = QueueTest.messageFiles(queue).first { $0.hasPrefix("mess/") && Path.basename($0) == id } ?? ""
+            let message = String(decoding: contents(Path.join(queue, mess)) ?? [], as: UTF8.self)
+            return (envelope, message)
+        }
+    }
+
+    static let checkpasswordScript = """
+    #!/usr/bin/env python3
+    # Test checkpassword: joe/secret for LOGIN, PLAIN and CRAM-MD5; norelay/secret exits 3.
+    import hashlib, hmac, os, sys
+    data = b''
+    while True:
+        chunk = os.read(3, 4096)
+        if not chunk: break
+        data += chunk
+    parts = data.split(b'\\0')
+    user, secret, response, method = parts[0], parts[1], parts[2], parts[3]
+    password = {b'joe': b'secret', b'norelay': b'secret'}.get(user)
+    ok = False
+    if password is not None:
+        if method in (b'\\x01', b'\\x02'):
+            ok = secret == password
+        elif method == b'\\x03':
+            ok = hmac.new(password, secret, hashlib.md5).hexdigest().encode() == response
+    if ok:
+        sys.exit(3 if user == b'norelay' else 0)
+    os.execvp(sys.argv[1], sys.argv[1:])
+    """
+
+    static let clientScript = """
+    import smtplib, socket, ssl, sys, time
+    port, what = int(sys.argv[1]), sys.argv[2]
+    args = sys.argv[3:]
+    def out(*a): print(*a, flush=True)
+    ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    MSG = b'Subject: test\\r\\n\\r\\n.leading dot\\r\\n8bit \\xc3\\xa9\\r\\n'
+
+    def send(s, rcpts=('u@example.com',), sender='a@b.org', msg=MSG, opts=()):
+        code, _ = s.mail(sender, list(opts)); out('mail', code)
+        for r in rcpts:
+            code, _ = s.rcpt(r); out('rcpt', r, code)
+        try:
+            code, text = s.data(msg); out('data', code, text.decode())
+        except smtplib.SMTPException as e:
+            out('data-error', getattr(e, 'smtp_code', e))
+
+    def raw(payload, wait=10):
+        c = socket.create_connection(('127.0.0.1', port), timeout=wait)
+        c.sendall(payload)
+        data = b''
+        try:
+            while True:
+                chunk = c.recv(65536)
+                if not chunk: break
+                data += chunk
+        except socket.timeout:
+            pass
+        return data.decode('latin-1')
+
+    if what == 'plain':
+        s = smtplib.SMTP('127.0.0.1', port, timeout=10)
+        code, banner = s.ehlo('client.test'); out('ehlo', code)
+        out('features', ' '.join(sorted(s.esmtp_features)))
+        send(s, opts=('BODY=8BITMIME',))
+        s.quit()
+    elif what == 'relay':
+        s = smtplib.SMTP('127.0.0.1', port, timeout=10)
+        s.ehlo('client.test')
+        send(s, rcpts=('u@elsewhere.org', 'v@example.com'))
+        s.quit()
+    elif what == 'size':
+        s = smtplib.SMTP('127.0.0.1', port, timeout=10)
+        s.ehlo('client.test'); out('size', s.esmtp_features.get('size'))
+        big = b'Subject: big\\r\\n\\r\\n' + b'x' * 300 + b'\\r\\n'
+        send(s, msg=big, opts=('SIZE=%d' % len(big),))
+        send(s, msg=big)
+        send(s)
+        s.quit()
+    elif what == 'auth':
+        for mech, user, password in [('PLAIN', 'joe', 'secret'), ('LOGIN', 'joe', 'secret'), ('CRAM-MD5', 'joe', 'secret'),
+                                     ('PLAIN', 'joe', 'wrong'), ('CRAM-MD5', 'joe', 'wrong'), ('PLAIN', 'norelay', 'secret')]:
+            s = smtplib.SMTP('127.0.0.1', port, timeout=10)
+            s.ehlo('client.test')
+            if mech == 'PLAIN' and user == 'joe' and password == 'secret': out('auth-offered', s.esmtp_features.get('auth', '').strip())
+            s.user, s.password = user, password
+            try:
+                code, _ = s.auth(mech, getattr(s, 'auth_' + mech.lower().replace('-', '_')), initial_response_ok=(mech != 'LOGIN'))
+            except smtplib.SMTPAuthenticationError as e:
+                code = e.smtp_code
+            out('auth', mech, user, password, code)
+            if code == 235:
+                s.mail('a@b.org'); out('relay', mech, user, s.rcpt('x@elsewhere.org')[0])
+            s.quit()
+    elif what == 'starttls':
+        s = smtplib.SMTP('127.0.0.1', port, timeout=10)
+        s.ehlo('client.test')
+        out('before', 'starttls' in s.esmtp_features, s.esmtp_features.get('auth', '-').strip())
+        code, _ = s.starttls(context=ctx); out('starttls', code)
+        s.ehlo('client.test')
+        out('after', 'starttls' in s.esmtp_features, s.esmtp_features.get('auth', '-').strip(), s.sock.version())
+        send(s)
+        s.quit()
+    elif what == 'smtps':
+        s = smtplib.SMTP_SSL('127.0.0.1', port, timeout=10, context=ctx)
+        s.ehlo('client.test'); out('version', s.sock.version())
+        send(s)
+        s.quit()
+    elif what == 'inject':
+        c = socket.create_connection(('127.0.0.1', port), timeout=10)
+        f = c.makefile('rb')
+        f.readline(); c.sendall(b'EHLO x\\r\\n')
+        while True:
+            line = f.readline()
+            if line[3:4] == b' ': break
+        c.sendall(b'STARTTLS\\r\\nRSET\\r\\n')
+        out('starttls', f.readline().decode().strip())
+        t = ctx.wrap_socket(c, server_hostname='localhost')
+        t.sendall(b'NOOP\\r\\n')
+        out('first', t.recv(1000).decode().strip())
+        t.sendall(b'QUIT\\r\\n')
+    elif what == 'raw':
+        out(raw(eval(args[0])).replace('\\r\\n', '|'))
+    elif what == 'longline':
+        c = socket.create_connection(('127.0.0.1', port), timeout=20)
+        c.recv(1000)
+        sent = 0
+        try:
+            while sent < 10 * 1024 * 1024:
+                c.sendall(b'a' * 65536); sent += 65536
+        except OSError as e:
+            out('send stopped', type(e).__name__)
+        c.settimeout(10)
+        data = b''
+        try:
+            while True:
+                chunk = c.recv(1000)
+                if not chunk: break
+                data += chunk
+        except OSError:
+            pass
+        out('reply', data.decode().strip())
+    """
+}
+
+@Suite("qmail-smtpd", .serialized)
+struct QmailSmtpdTests {
+    @Test("delivery through smtplib: queued envelope, Received line, dot-unstuffed 8-bit body, 250 ok <t> qp <pid>")
+    func delivers() throws {
+        let f = SmtpdFixture()
+        try #require(f.start() != nil)
+        let out = f.client("plain")
+        #expect(out.contains("ehlo 250"), "\(out)")
+        #expect(out.contains("features 8bitmime etrn help pipelining"), "\(out)")
+        let data = out.first { $0.hasPrefix("data ") } ?? ""
+        let words = data.split(separator: " ")
+        #expect(words.count == 6 && words[1] == "250" && words[2] == "ok" && Int(words[3]) != nil && words[4] == "qp", "\(out)")
+        let q = f.queued
+        try #require(q.count == 1, "\(out)")
+        #expect(q[0].envelope.hasSuffix("\0Fa@b.org\0Tu@example.com\0"))
+        let lines = q[0].message.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[0].hasPrefix("Received: indimail-mta queue \(words.last ?? "?") "))
+        #expect(lines[2].hasPrefix("Received: indimail-mta smtpd ") && lines[2].hasSuffix(" (HELO client.test) ([127.0.0.1])"), "\(lines)")
+        #expect(lines[3].hasPrefix("  by ") && lines[3].contains(" with ESMTP; "))
+        #expect(Array(lines[4...]) == ["Subject: test", "", ".leading dot", "8bit é", ""])
+    }
+
+    @Test("exec'd standalone under tcpserver works the same")
+    func execd() throws {
+        let f = SmtpdFixture()
+        try #require(f.start(exec: true) != nil)
+        #expect(f.client("plain").contains { $0.hasPrefix("data 250 ok ") })
+        #expect(f.queued.count == 1)
+    }
+
+    @Test("pipelining: all commands in one write, replies in order, one message queued")
+    func pipelining() throws {
+        let f = SmtpdFixture()
+        try #require(f.start() != nil)
+        let payload = "EHLO x\r\nMAIL FROM:<a@b.org>\r\nRCPT TO:<u@example.com>\r\nRCPT TO:<u@elsewhere.org>\r\n"
+            + "RCPT TO:<v@example.com>\r\nDATA\r\nSubject: p\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n"
+        let out = f.client("raw", ["b'" + payload.replacingCRLF() + "'"]).first ?? ""
+        let replies = out.split(separator: "|").map(String.init).filter { !$0.hasPrefix("250-") }
+        let codes = replies.map { String($0.prefix(3)) }
+        #expect(codes == ["220", "250", "250", "250", "553", "250", "354", "250", "250", "221"], "\(out)")
+        #expect(f.queued.first?.envelope.hasSuffix("\0Fa@b.org\0Tu@example.com\0Tv@example.com\0") == true)
+    }
+
+    @Test("databytes: SIZE advertised; SIZE= over the limit and an oversized body both get 552; nothing queued for them")
+    func size() throws {
+        let f = SmtpdFixture(controls: ["databytes": "200\n"])
+        try #require(f.start() != nil)
+        let out = f.client("size")
+        #expect(out.contains("size 200"), "\(out)")
+        let data = out.filter { $0.hasPrefix("data") }
+        #expect(data == ["data-error 552", "data 552 sorry, that message size exceeds my databytes limit (#5.3.4)", data.last ?? ""], "\(out)")
+        #expect(data.last?.hasPrefix("data 250 ok") == true)
+        #expect(f.queued.count == 1)
+    }
+
+    @Test("relay: refused without RELAYCLIENT; tcprules' RELAYCLIENT allows it")
+    func relay() throws {
+        let f = SmtpdFixture()
+        try #require(f.start() != nil)
+        let out = f.client("relay")
+        #expect(out.contains("rcpt u@elsewhere.org 553") && out.contains("rcpt v@example.com 250"), "\(out)")
+        let g = SmtpdFixture()
+        try #require(g.start(rules: "127.0.0.1:allow,RELAYCLIENT=\"\"\n") != nil)
+        let allowed = g.client("relay")
+        #expect(allowed.contains("rcpt u@elsewhere.org 250"), "\(allowed)")
+        #expect(g.queued.first?.envelope.hasSuffix("Tu@elsewhere.org\0Tv@example.com\0") == true)
+    }
+
+    @Test("open-relay tricks over the wire are all refused")
+    func relayTricks() throws {
+        let f = SmtpdFixture()
+        try #require(f.start() != nil)
+        let tricks = ["<u%elsewhere.org@example.com>", "<elsewhere.org!u@example.com>", "<u@elsewhere.org@example.com>",
+                      "<\"u@elsewhere.org\"@example.com>", "<@example.com:u@elsewhere.org>", "<u@[127.0.0.1]>", "u@elsewhere.org"]
+        var payload = "HELO x\r\nMAIL FROM:<a@b.org>\r\n"
+        for t in tricks { payload += "RCPT TO:\(t)\r\n" }
+        payload += "QUIT\r\n"
+        let out = f.client("raw", ["b'" + payload.replacingCRLF() + "'"]).first ?? ""
+        let codes = out.split(separator: "|").map { String($0.prefix(3)) }
+        #expect(codes.count == 3 + tricks.count + 1, "\(out)")
+        #expect(codes.dropFirst(3).prefix(tricks.count).allSatisfy { $0 == "550" || $0 == "553" }, "\(out)")
+    }
+
+    @Test("AUTH PLAIN, LOGIN, CRAM-MD5 through a checkpassword program; wrong password 535; exit 3 no relay")
+    func auth() throws {
+        let f = SmtpdFixture()
+        try #require(f.start(arguments: ["mx.test", f.checkpassword, "/bin/false"]) != nil)
+        let out = f.client("auth")
+        #expect(out.contains { $0.hasPrefix("auth-offered LOGIN PLAIN CRAM-MD5") }, "\(out)")
+        for expected in ["auth PLAIN joe secret 235", "auth LOGIN joe secret 235", "auth CRAM-MD5 joe secret 235",
+                         "auth PLAIN joe wrong 535", "auth CRAM-MD5 joe wrong 535", "auth PLAIN norelay secret 235",
+                         "relay PLAIN joe 250", "relay LOGIN joe 250", "relay CRAM-MD5 joe 250", "relay PLAIN norelay 553"] {
+            #expect(out.contains(expected), "\(expected): \(out)")
+        }
+    }
+
+    @Test("STARTTLS (base binary hands over to indimail-tls): offered, AUTH LOGIN/PLAIN only after TLS with SECURE_AUTH, ESMTPS")
+    func startTLS() throws {
+        let f = SmtpdFixture(tls: true)
+        try #require(f.certs != nil)
+        try #require(f.start(["STARTTLS": "1", "SECURE_AUTH": ""], arguments: ["mx.test", f.checkpassword, "/bin/false"]) != nil)
+        let out = f.client("starttls")
+        #expect(out.contains("before True CRAM-MD5 CRAM-SHA1 CRAM-SHA224 CRAM-SHA256 CRAM-SHA384 CRAM-SHA512 CRAM-RIPEMD"), "\(out)")
+        #expect(out.contains("starttls 220"), "\(out)")
+        #expect(out.contains { $0.hasPrefix("after False LOGIN PLAIN CRAM-MD5") && $0.contains("TLSv1.") }, "\(out)")
+        #expect(out.contains { $0.hasPrefix("data 250 ok ") }, "\(out)")
+        let message = f.queued.first?.message ?? ""
+        #expect(message.contains(" with ESMTPS; "), "\(message)")
+    }
+
+    @Test("openssl s_client -starttls smtp gets through to EHLO")
+    func sClient() throws {
+        let f = SmtpdFixture(tls: true)
+        try #require(f.certs != nil)
+        let server = try #require(f.start(["STARTTLS": ""]))
+        let r = run(["/usr/bin/openssl", "s_client", "-starttls", "smtp", "-connect", "127.0.0.1:\(server.port)",
+                     "-quiet", "-ign_eof"], stdin: Array("EHLO tls.test\r\nQUIT\r\n".utf8), timeout: 20)
+        #expect(r.out.contains("250-mx.test") && r.out.contains("221 mx.test closing connection"), "\(r.out) \(r.err)")
+    }
+
+    @Test("SMTPS: TLS before the greeting")
+    func smtps() throws {
+        let f = SmtpdFixture(tls: true)
+        try #require(f.certs != nil)
+        try #require(f.start(["SMTPS": "1"]) != nil)
+        let out = f.client("smtps")
+        #expect(out.contains { $0.hasPrefix("version TLSv1.") } && out.contains { $0.hasPrefix("data 250 ok ") }, "\(out)")
+        #expect(f.queued.first?.message.contains(" with ESMTPS; ") == true)
+    }
+
+    @Test("STARTTLS injection: a command pipelined in clear after STARTTLS is discarded")
+    func injection() throws {
+        let f = SmtpdFixture(tls: true)
+        try #require(f.certs != nil)
+        try #require(f.start(["STARTTLS": ""]) != nil)
+        let out = f.client("inject")
+        #expect(out == ["starttls 220 ready for tls", "first 250 ok"], "\(out)")
+    }
+
+    @Test("a 10 MB line without CRLF: 553 too long, the server lives on")
+    func longLine() throws {
+        let f = SmtpdFixture()
+        try #require(f.start() != nil)
+        let out = f.client("longline")
+        #expect(out.contains { $0.hasPrefix("reply 553 sorry, the given command is too long!") }, "\(out)")
+        #expect(f.client("plain").contains { $0.hasPrefix("data 250 ok ") })
+    }
+
+    @Test("bare LF in DATA: 451 and nothing queued; ALLOW_BARELF accepts it")
+    func bareLF() throws {
+        let payload = "b'HELO x\\r\\nMAIL FROM:<a@b.org>\\r\\nRCPT TO:<u@example.com>\\r\\nDATA\\r\\nSubject: x\\n\\nbody\\n.\\n'"
+        let f = SmtpdFixture()
+        try #require(f.start() != nil)
+        let out = f.client("raw", [payload]).first ?? ""
+        #expect(out.hasSuffix("354 go ahead|451 Sorry, I received Bare LF. (#4.6.0)|"), "\(out)")
+        #expect(f.queued.isEmpty)
+        let g = SmtpdFixture()
+        try #require(g.start(["ALLOW_BARELF": ""]) != nil)
+        let ok = g.client("raw", [payload]).first ?? ""
+        #expect(ok.contains("354 go ahead|250 ok "), "\(ok)")
+        #expect(g.queued.first?.message.hasSuffix("Subject: x\n\nbody\n") == true)
+    }
+
+    @Test("timeoutsmtpd: an idle client gets 451 timeout")
+    func timeout() throws {
+        let f = SmtpdFixture(controls: ["timeoutsmtpd": "1\n"])
+        try #require(f.start() != nil)
+        let out = f.client("raw", ["b'HELO x\\r\\n'"]).first ?? ""
+        #expect(out.hasSuffix("451 Sorry, I reached a timeout reading from client (#4.4.2)|"), "\(out)")
+    }
+
+    @Test("queue failure maps to the reference's 451 text")
+    func queueFailure() throws {
+        let f = SmtpdFixture()
+        try #require(f.start(["QUEUEDIR": f.box.at("missing-queue")]) != nil)
+        let payload = "b'HELO x\\r\\nMAIL FROM:<a@b.org>\\r\\nRCPT TO:<u@example.com>\\r\\nDATA\\r\\nSubject: x\\r\\n\\r\\nb\\r\\n.\\r\\nQUIT\\r\\n'"
+        let out = f.client("raw", [payload]).first ?? ""
+        #expect(out.contains("354 go ahead|451 qq trouble in home directory (#4.3.0)|221 "), "\(out)")
+    }
+}
+
+extension String {
+    /// CR and LF as Python escapes, for a bytes literal.
+    func replacingCRLF() -> String {
+        var s = ""
+        for c in unicodeScalars {
+            switch c {
+            case "\r": s += "\\r"
+            case "\n": s += "\\n"
+            case "'": s += "\\'"
+            default: s.unicodeScalars.append(c)
+            }
+        }
+        return s
+    }
+}
