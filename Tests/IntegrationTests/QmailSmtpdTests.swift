@@ -384,6 +384,41 @@ struct QmailSmtpdTests {
         #expect(out.hasSuffix("451 Sorry, I reached a timeout reading from client (#4.4.2)|"), "\(out)")
     }
 
+    /// swaks against the server; its exit code and transcript.
+    func swaks(_ port: UInt16, _ extra: [String]) -> (Int32?, String) {
+        let r = run(["/usr/bin/swaks", "--server", "127.0.0.1:\(port)", "--from", "a@b.org", "--helo", "swaks.test",
+                     "--timeout", "10"] + extra, timeout: 30)
+        return (r.exitCode, r.out + r.err)
+    }
+
+    @Test("swaks: pipelining, STARTTLS with AUTH PLAIN/LOGIN/CRAM-MD5 and relaying, relay refused without AUTH",
+          .enabled(if: peer("/usr/bin/swaks") != nil))
+    func swaksClient() throws {
+        let f = SmtpdFixture(tls: true)
+        try #require(f.certs != nil)
+        let server = try #require(f.start(["STARTTLS": ""], arguments: ["mx.test", f.checkpassword, "/bin/false"]))
+        let plain = swaks(server.port, ["--to", "u@example.com", "--pipeline"])
+        #expect(plain.0 == 0, "\(plain.1)")
+        for mechanism in ["PLAIN", "LOGIN", "CRAM-MD5"] {
+            let r = swaks(server.port, ["--to", "x@elsewhere.org", "-tls", "-a", mechanism, "-au", "joe", "-ap", "secret"])
+            #expect(r.0 == 0 && r.1.contains("235 ok, go ahead"), "\(mechanism): \(r.1)")
+        }
+        let refused = swaks(server.port, ["--to", "x@elsewhere.org"])
+        #expect(refused.0 != 0 && refused.1.contains("553 sorry, that domain isn't allowed"), "\(refused.1)")
+        #expect(f.queued.count == 4)
+        #expect(f.queued.filter { $0.message.contains(" with ESMTPSA; ") }.count == 3)
+    }
+
+    @Test("swaks --tlsc against SMTPS", .enabled(if: peer("/usr/bin/swaks") != nil))
+    func swaksSMTPS() throws {
+        let f = SmtpdFixture(tls: true)
+        try #require(f.certs != nil)
+        let server = try #require(f.start(["SMTPS": "1"]))
+        let r = swaks(server.port, ["--to", "u@example.com", "--tlsc"])
+        #expect(r.0 == 0, "\(r.1)")
+        #expect(f.queued.count == 1)
+    }
+
     @Test("queue failure maps to the reference's 451 text")
     func queueFailure() throws {
         let f = SmtpdFixture()
