@@ -50,6 +50,7 @@ public enum CommandRegistry {
     /// carries them, on top of the base list.
     public static var network: [any Command.Type] {[
         DotlsCommand.self,
+        SysCheckpwdCommand.self,
         TcpclientCommand.self,
     ]}
 

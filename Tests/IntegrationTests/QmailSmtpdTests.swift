@@ -419,6 +419,33 @@ struct QmailSmtpdTests {
         #expect(f.queued.count == 1)
     }
 
+    @Test("sys-checkpwd: shadow hash via crypt(3), wrong password 1, unknown user handed to the next program with fd 3 intact")
+    func sysCheckpwd() throws {
+        let box = Sandbox()
+        let hash = run(["/usr/bin/openssl", "passwd", "-6", "secret"]).out.split(separator: "\n").first.map(String.init) ?? ""
+        try #require(hash.hasPrefix("$6$"))
+        let shadow = box.write("shadow", "root:*:1::::::\njoe:\(hash):19000:0:99999:7:::\nlocked:!\(hash):1::::::\n")
+        func check(_ input: String, _ next: [String] = ["/bin/false"]) -> Outcome {
+            run(["/bin/sh", "-c", "exec \"$@\" 3<&0", "sh", Build.indimailTLS, "sys-checkpwd"] + next,
+                stdin: Array(input.utf8), environment: ["SYS_CHECKPWD_SHADOW": shadow])
+        }
+        #expect(check("joe\0secret\0\0\u{1}\0").exitCode == 0)
+        #expect(check("joe\0secret\0\0\u{2}\0").exitCode == 0)
+        #expect(check("joe\0wrong\0\0\u{1}\0").exitCode == 1)
+        #expect(check("locked\0secret\0\0\u{1}\0").exitCode == 1)
+        let handed = check("bob\0pw\0\0\u{1}\0", ["/bin/sh", "-c", "cat <&3; exit 7"])
+        #expect(handed.exitCode == 7 && handed.stdout == Array("bob\0pw\0\0\u{1}\0".utf8))
+        #expect(check("joe\0secret").exitCode == 0)   // no method byte: a clear-text password
+
+        // Through qmail-smtpd's AUTH.
+        let f = SmtpdFixture()
+        let bin = f.box.commandLinks(["sys-checkpwd"], binary: Build.indimailTLS)
+        try #require(f.start(["SYS_CHECKPWD_SHADOW": shadow], arguments: ["mx.test", bin + "/sys-checkpwd", "/bin/false"]) != nil)
+        let out = f.client("auth")
+        #expect(out.contains("auth PLAIN joe secret 235") && out.contains("auth LOGIN joe secret 235")
+                && out.contains("auth PLAIN joe wrong 535") && out.contains("auth CRAM-MD5 joe secret 535"), "\(out)")
+    }
+
     @Test("queue failure maps to the reference's 451 text")
     func queueFailure() throws {
         let f = SmtpdFixture()
