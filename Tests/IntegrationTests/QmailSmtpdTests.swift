@@ -446,6 +446,41 @@ struct QmailSmtpdTests {
                 && out.contains("auth PLAIN joe wrong 535") && out.contains("auth CRAM-MD5 joe secret 535"), "\(out)")
     }
 
+    @Test("controls over the wire: recipients cdb with CHECKRECIPIENT, maxrecipients, badhelo, relayclients")
+    func controls() throws {
+        let f = SmtpdFixture(controls: ["maxrecipients": "2\n", "badhelo": "evil.host\n",
+                                        "recipients": "@example.com:users/recipients.cdb\n"])
+        let users = f.box.directory("users")
+        let fd = try #require(try? FD.openTrunc(users + "/recipients.cdb").get())
+        let writer = CDBWriter(fd: fd)
+        _ = writer.start()
+        for key in [":known@example.com", ":list-@example.com"] { _ = writer.add(key: key, value: "") }
+        _ = writer.finish()
+        close(fd)
+        try #require(f.start(["CHECKRECIPIENT": "", "BADHELOCHECK": ""]) != nil)
+        let payload = "HELO evil.host\r\nHELO good.host\r\nMAIL FROM:<a@b.org>\r\nRCPT TO:<nobody@example.com>\r\n"
+            + "RCPT TO:<Known@Example.com>\r\nRCPT TO:<list-ext@example.com>\r\nRCPT TO:<known@example.com>\r\nQUIT\r\n"
+        let out = f.client("raw", ["b'" + payload.replacingCRLF() + "'"]).first ?? ""
+        let replies = out.split(separator: "|").map(String.init)
+        try #require(replies.count == 9, "\(out)")
+        #expect(replies[1] == "553 sorry, your HELO/EHLO greeting is in my badhelo list (#5.7.1)")
+        #expect(replies[4] == "550 sorry, a@b.org mailbox <nobody@example.com> is absent on this domain (#5.1.1)")
+        #expect(replies[5] == "250 ok" && replies[6] == "250 ok")
+        #expect(replies[7] == "557 sorry, too many recipients (#5.7.1)")
+
+        let g = SmtpdFixture(controls: ["relayclients": "127.0.0.\n"])
+        try #require(g.start() != nil)
+        #expect(g.client("relay").contains("rcpt u@elsewhere.org 250"))
+    }
+
+    @Test("negative GREETDELAY drops a client that talks first")
+    func earlyTalker() throws {
+        let f = SmtpdFixture()
+        try #require(f.start(["GREETDELAY": "-2"]) != nil)
+        let out = f.client("raw", ["b'HELO x\\r\\n'"]).first ?? ""
+        #expect(out == "554 SMTP protocol violation. Polite people say hello after the server greets them (#5.7.1)|", "\(out)")
+    }
+
     @Test("queue failure maps to the reference's 451 text")
     func queueFailure() throws {
         let f = SmtpdFixture()

@@ -166,7 +166,11 @@ public struct QmailSmtpdCommand: PreloadingCommand {
             sleep(UInt32(step.delay))
         }
         if !step.reply.isEmpty { connection.send(step.reply) }
-        if case .close = step.action { connection.flush() }
+        // A refusal that ends the session may leave client input unread: linger so the
+        // reply is not lost to a reset.
+        if case .close(let status) = step.action {
+            if status == 0 { connection.flush() } else { connection.lingeringClose() }
+        }
         return step.action
     }
 
@@ -190,8 +194,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         let now = time(nil)
         submission.write(session.receivedHeader(pid: getpid(), date: ReceivedHeader.date822(seconds: now)))
         var receiver = SMTPDataReceiver(allowBareLF: session.settings.allowBareLF, databytes: session.settings.databytes)
-        var body: [UInt8] = []
-        let problem = connection.readMessage(&receiver) { chunk in body = chunk; submission.write(body) }
+        let problem = connection.readMessage(&receiver) { chunk in submission.write(chunk) }
         if let problem {
             submission.abandon()
             switch problem {
@@ -204,7 +207,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
             default:
                 log.write("connection lost during DATA")
             }
-            connection.flush()
+            connection.lingeringClose()
             return 1
         }
         let verdict: QueueVerdict?
@@ -261,7 +264,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         if delay < 0 {
             if FD.waitUntil(0, events: Int16(POLLIN), timeout: Int32(seconds * 1000)) {
                 connection.send(Array("554 SMTP protocol violation. Polite people say hello after the server greets them (#5.7.1)\r\n".utf8))
-                connection.flush()
+                connection.lingeringClose()
                 return false
             }
         } else {
