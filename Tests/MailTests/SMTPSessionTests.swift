@@ -344,3 +344,44 @@ struct SMTPSessionTests {
         #expect(bad == 0)
     }
 }
+
+@Suite("SMTP DATA receiver properties")
+struct SMTPDataReceiverPropertyTests {
+    @Test("any body survives dot-stuffing and CRLF encoding, whatever the chunking")
+    func roundTrip() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            // Lines of arbitrary bytes except CR and LF, some starting with dots.
+            var lines: [[UInt8]] = []
+            for _ in 0..<Int.random(in: 0...12, using: &rng) {
+                var line: [UInt8] = Bool.random(using: &rng) ? [46] : []
+                for _ in 0..<Int.random(in: 0...30, using: &rng) {
+                    var b = UInt8.random(in: 0...255, using: &rng)
+                    if b == 10 || b == 13 { b = 46 }
+                    line.append(b)
+                }
+                lines.append(line)
+            }
+            var wire: [UInt8] = []
+            for line in lines { wire += (line.first == 46 ? [46] : []) + line + [13, 10] }
+            wire += Array(".\r\nNOOP\r\n".utf8)
+            var expected: [UInt8] = []
+            for line in lines { expected += line + [10] }
+            var receiver = SMTPDataReceiver(allowBareLF: false, databytes: 0)
+            var out: [UInt8] = []
+            var offset = 0
+            var end: Int?
+            while offset < wire.count, end == nil {
+                let size = Int.random(in: 1...50, using: &rng)
+                let piece = Array(wire[offset..<min(wire.count, offset + size)])
+                switch piece.withUnsafeBytes({ receiver.feed($0, into: &out) }) {
+                case .more: offset += piece.count
+                case .end(let used): end = offset + used
+                case .bareLF: end = -1
+                }
+            }
+            #expect(out == expected)
+            #expect(end == wire.count - 6)
+        }
+    }
+}

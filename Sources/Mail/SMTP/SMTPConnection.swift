@@ -28,6 +28,9 @@ public final class SMTPConnection {
         self.output = output
         self.timeout = timeout
         buffer = [UInt8](repeating: 0, count: 16384)
+        // Writes wait with poll, so a client that stops reading cannot hold us past the
+        // timeout (the reference's timeoutwrite on the client side).
+        FD.setNonBlocking(output)
     }
 
     public var hasBufferedInput: Bool { start < end }
