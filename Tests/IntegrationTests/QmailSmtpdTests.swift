@@ -481,6 +481,26 @@ struct QmailSmtpdTests {
         #expect(out == "554 SMTP protocol violation. Polite people say hello after the server greets them (#5.7.1)|", "\(out)")
     }
 
+    @Test("exec'd on pipes: random and hostile input never crashes it (exit 0 or 1, never a signal)")
+    func randomInput() throws {
+        let f = SmtpdFixture()
+        var env = f.environment
+        env["TCPREMOTEIP"] = "192.0.2.1"
+        var rng = SystemRandomNumberGenerator()
+        let starts = ["", "EHLO x\r\n", "HELO x\r\nMAIL FROM:<a@b.org>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n",
+                      "EHLO x\r\nAUTH LOGIN\r\n", "HELO x\r\nMAIL FROM:<>\r\nRCPT TO:<u@example.com>\r\n"]
+        var crashes: [String] = []
+        for i in 0..<40 {
+            var input = Array((starts[i % starts.count]).utf8)
+            for _ in 0..<Int.random(in: 0...4000, using: &rng) {
+                input.append(Bool.random(using: &rng) ? UInt8.random(in: 0...255, using: &rng) : [13, 10, 46, 60, 62, 64, 58, 32].randomElement(using: &rng) ?? 0)
+            }
+            let r = run([Build.indimail, "qmail-smtpd", "mx.test", "/bin/false"], stdin: input, environment: env, timeout: 10)
+            if r.timedOut || !(r.exitCode == 0 || r.exitCode == 1) { crashes.append("\(r.status) \(r.err)") }
+        }
+        #expect(crashes.isEmpty, "\(crashes)")
+    }
+
     @Test("queue failure maps to the reference's 451 text")
     func queueFailure() throws {
         let f = SmtpdFixture()
