@@ -385,3 +385,85 @@ struct SMTPDataReceiverPropertyTests {
         }
     }
 }
+
+@Suite("SMTP controls")
+struct SMTPControlsTests {
+    /// A control dir with text files and cdb files (keys with empty values).
+    /// The controls and a function removing the files (lookups such as `recipients` open
+    /// their cdb files at RCPT time).
+    func controlsKept(text: [String: String], cdb: [String: [String]] = [:], env: [(String, String)] = []) -> (SMTPControls, () -> Void) {
+        var template = Array("/tmp/smtp-controls-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else { return (SMTPControls(controlDirectory: ""), {}) }
+        let dir = String(cString: made)
+        var written: [String] = []
+        for (name, content) in text {
+            _ = FD.openTrunc(dir + "/" + name).map { fd in _ = FD.writeAll(fd, Array(content.utf8)); FD.close(fd) }
+            written.append(name)
+        }
+        for (name, keys) in cdb {
+            _ = FD.openTrunc(dir + "/" + name).map { fd in
+                let w = CDBWriter(fd: fd)
+                _ = w.start()
+                for k in keys { _ = w.add(key: k, value: "") }
+                _ = w.finish()
+                FD.close(fd)
+            }
+            written.append(name)
+        }
+        let loaded = SMTPControls.load(Environment([("CONTROLDIR", dir), ("SYSCONFDIR", dir)] + env))
+        return (loaded, { for name in written { unlink(dir + "/" + name) }; rmdir(dir) })
+    }
+
+    func controls(text: [String: String], cdb: [String: [String]] = [:]) -> SMTPControls {
+        let (c, cleanup) = controlsKept(text: text, cdb: cdb)
+        cleanup()
+        return c
+    }
+
+    @Test("morercpthosts.cdb, badmailfrom.cdb, relaydomains, multi-line smtpgreeting, localiphost")
+    func files() {
+        let c = controls(text: ["me": "mx.test\n", "smtpgreeting": "first line\nsecond line\n", "rcpthosts": "example.com\n",
+                                "relaydomains": ".trusted.net:\n", "localiphost": "local.test\n", "databytes": "1000\n"],
+                         cdb: ["morercpthosts.cdb": ["more.org"], "badmailfrom.cdb": ["@spam.org", "x@y.org"]])
+        #expect(c.problem == nil)
+        #expect(c.recipientAllowed(Array("u@more.org".utf8)) == .success(true))
+        #expect(c.recipientAllowed(Array("u@MORE.org".utf8)) == .success(true))
+        #expect(c.recipientAllowed(Array("u@less.org".utf8)) == .success(false))
+        #expect(c.recipientAllowed(Array("postmaster".utf8)) == .success(true))
+        #expect(c.badMailFrom.matches(Array("a@spam.org".utf8)) == .success(true))
+        #expect(c.badMailFrom.matches(Array("X@Y.org".utf8)) == .success(true))
+        #expect(c.badMailFrom.matches(Array("z@y.org".utf8)) == .success(false))
+        #expect(c.databytes == 1000)
+
+        var settings = SMTPSettings.make(Environment([("TCPREMOTEIP", "198.51.100.7"), ("TCPREMOTEHOST", "host.trusted.net"),
+                                                      ("TCPLOCALIP", "203.0.113.5")]), controls: c, authHostname: nil)
+        settings.extraGreeting = false
+        #expect(settings.relayClient == [])
+        var s = SMTPSession(settings: settings, controls: c)
+        #expect(String(decoding: s.greeting().reply, as: UTF8.self) == "220-first line\r\n220 second line\r\n")
+        _ = s.command(Array("HELO x".utf8))
+        _ = s.command(Array("MAIL FROM:<a@b.org>".utf8))
+        _ = s.command(Array("RCPT TO:<postmaster@[203.0.113.5]>".utf8))
+        _ = s.command(Array("RCPT TO:<u@anywhere.com>".utf8))
+        #expect(s.recipients.map { String(decoding: $0, as: UTF8.self) } == ["postmaster@local.test", "u@anywhere.com"])
+    }
+
+    @Test("missing me and smtpgreeting, or a bad number, is a problem the server reports")
+    func problems() {
+        #expect(controls(text: [:]).problem != nil)
+        #expect(controls(text: ["me": "mx\n", "databytes": "lots\n"]).problem?.contains("databytes") == true)
+    }
+
+    @Test("recipients: cdb per domain, legacy cdb, '!' pass-through, VERP base")
+    func recipients() {
+        let (c, cleanup) = controlsKept(text: ["me": "mx\n", "recipients": "!open.org\n@example.com:rcpt.cdb\nlegacy.cdb\n"],
+                                        cdb: ["rcpt.cdb": [":joe@example.com", ":list-@example.com"], "legacy.cdb": [":ann@other.org"]])
+        defer { cleanup() }
+        #expect(c.recipientListed(Array("Joe@example.com".utf8)) == .found)
+        #expect(c.recipientListed(Array("list-anything@example.com".utf8)) == .found)
+        #expect(c.recipientListed(Array("nobody@example.com".utf8)) == .absent)
+        #expect(c.recipientListed(Array("ann@other.org".utf8)) == .found)
+        #expect(c.recipientListed(Array("x@open.org".utf8)) == .found)
+        #expect(controls(text: ["me": "mx\n"]).recipientListed(Array("a@b".utf8)) == .notConfigured)
+    }
+}
