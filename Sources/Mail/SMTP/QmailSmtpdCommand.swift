@@ -96,6 +96,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
             case .success(let channel):
                 connection.useTLS(channel)
                 settings.tlsActive = true
+                settings.tlsDescription = tlsDescription(channel)
                 log.write("SMTPS: \(channel.protocolVersion) \(channel.cipherName)")
             case .failure(let e):
                 log.write("SMTPS handshake failed: \(e)")
@@ -141,7 +142,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
                 switch tls.accept(input: 0, output: 1, timeout: Double(max(1, controls.timeout))) {
                 case .success(let channel):
                     connection.useTLS(channel)
-                    session.tlsStarted()
+                    session.tlsStarted(tlsDescription(channel))
                     log.write("STARTTLS: \(channel.protocolVersion) \(channel.cipherName)")
                 case .failure(let e):
                     log.write("STARTTLS handshake failed: \(e)")
@@ -241,6 +242,10 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         case .success(.exited(let code)): return code
         default: return nil
         }
+    }
+
+    static func tlsDescription(_ channel: any TLSChannel) -> String {
+        "\(channel.protocolVersion) \(channel.cipherName) bits=\(channel.cipherBits)"
     }
 
     static func tlsSettings(_ env: Environment, controls: SMTPControls) -> Result<TLSSettings, TLSError> {

@@ -271,6 +271,7 @@ public struct SMTPSession {
         mailFrom = address
         parameters = params
         protocolName = (params.smtputf8 ? "UTF8ESMTP" : "ESMTP") + (settings.tlsActive ? "S" : "") + (isAuthenticated ? "A" : "")
+        if let tls = settings.tlsDescription { protocolName += " (" + tls + ")" }
         if !isAuthenticated, let info = params.auth { settings.remoteInfo = String(decoding: info, as: UTF8.self) }
         return SMTPStep("250 ok\r\n")
     }
@@ -510,8 +511,9 @@ public struct SMTPSession {
     }
 
     /// The handshake succeeded: the session starts over (RFC 3207), now encrypted.
-    public mutating func tlsStarted() {
+    public mutating func tlsStarted(_ description: String? = nil) {
         settings.tlsActive = true
+        settings.tlsDescription = description
         seenHelo = false
         heloName = nil
         resetTransaction()

@@ -76,6 +76,8 @@ public struct SMTPSettings: Sendable {
     public var startTLSAvailable = false
     /// The session already runs under TLS (SMTPS, or tcpserver -s: TLS_PROVIDER set).
     public var tlsActive = false
+    /// "TLSv1.3 CIPHER bits=N" once this process did the handshake, for the Received line.
+    public var tlsDescription: String?
     public var smtputf8 = false
     public var disableVRFY = false
     public var disableHelp = false
