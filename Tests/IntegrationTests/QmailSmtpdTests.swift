@@ -35,13 +35,14 @@ final class SmtpdFixture {
         env["BIGTODO"] = "0"
         env["QMAILQUEUE"] = Build.qmailQueue
         env["CERTDIR"] = certs?.directory ?? box.at("nocerts")
+        env["NODNSCHECK"] = "1"   // no DNS here; the sender check has its own test
         return env
     }
 
     /// tcpserver (the base binary unless told) running qmail-smtpd in-process, or exec'd
     /// through env(1) when `exec` is set. `arguments` follow qmail-smtpd.
     func start(_ extra: [String: String] = [:], arguments: [String] = [], exec: Bool = false,
-               binary: String = Build.indimail, rules: String? = nil) -> RunningServer? {
+               binary: String = Build.indimail, rules: String? = nil, unset: [String] = []) -> RunningServer? {
         let link = box.at("bin/qmail-smtpd")
         if access(link, F_OK) != 0 { _ = box.commandLinks(["qmail-smtpd"], binary: binary) }
         var args = ["-H", "-R", "-l", "0"]
@@ -53,6 +54,7 @@ final class SmtpdFixture {
         args += ["127.0.0.1", "0"] + (exec ? ["/usr/bin/env", Build.indimail, "qmail-smtpd"] : [link]) + arguments
         var env = environment
         for (k, v) in extra { env[k] = v }
+        for name in unset { env.removeValue(forKey: name) }
         server = RunningServer(box, args, environment: env, binary: binary)
         return server
     }
@@ -499,6 +501,29 @@ struct QmailSmtpdTests {
             if r.timedOut || !(r.exitCode == 0 || r.exitCode == 1) { crashes.append("\(r.status) \(r.err)") }
         }
         #expect(crashes.isEmpty, "\(crashes)")
+    }
+
+    @Test("sender DNS check (dnsmasq): MX or address accepted, NXDOMAIN 553, nodnscheck exempts, no server 451")
+    func senderDNS() throws {
+        guard let dns = Dnsmasq(zones: ["test"], records: ["--mx-host=good.test,mx.good.test,10", "--host-record=nomx.test,192.0.2.1"]) else {
+            Issue.record("dnsmasq unavailable"); return
+        }
+        let f = SmtpdFixture(controls: ["nodnscheck": "@exempt.test\n"])
+        try #require(f.start(["DNSCACHEIP": dns.dnscacheip()], unset: ["NODNSCHECK"]) != nil)
+        var payload = "HELO x\r\n"
+        for sender in ["a@good.test", "a@nomx.test", "a@gone.test", "a@exempt.test", "postmaster", "a@[192.0.2.1]"] {
+            payload += "MAIL FROM:<\(sender)>\r\nRSET\r\n"
+        }
+        let out = f.client("raw", ["b'" + (payload + "QUIT\r\n").replacingCRLF() + "'"]).first ?? ""
+        let replies = out.split(separator: "|").map(String.init).filter { $0 != "250 flushed" }
+        try #require(replies.count == 9, "\(out)")
+        #expect(Array(replies[2...7]) == ["250 ok", "250 ok", "553 Bad sender's system address (#5.1.8)", "250 ok",
+                                          "553 Bad sender's system address (#5.1.8)", "250 ok"], "\(out)")
+
+        let g = SmtpdFixture()
+        try #require(g.start(["DNSCACHEIP": "127.0.0.1:\(closedUDPPort())"], unset: ["NODNSCHECK"]) != nil)
+        let soft = g.client("raw", ["b'HELO x\\r\\nMAIL FROM:<a@b.test>\\r\\nQUIT\\r\\n'"]).first ?? ""
+        #expect(soft.contains("451 Sorry, there is a DNS temporary failure (#4.4.3)"), "\(soft)")
     }
 
     @Test("queue failure maps to the reference's 451 text")

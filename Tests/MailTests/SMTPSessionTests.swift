@@ -319,6 +319,21 @@ struct SMTPSessionTests {
         #expect(say(&sub, "VRFY x") == "502 command vrfy not recognized (#5.5.2)\r\n")
     }
 
+    @Test("sender DNS check: the lookup's verdict, NODNSCHECK skips it, null sender never checked")
+    func senderDNS() {
+        var s = session()
+        s.senderDomainLookup = { $0 == "good.org" ? .exists : $0 == "slow.org" ? .temporaryFailure : .missing }
+        _ = s.greeting(); _ = say(&s, "HELO c")
+        #expect(say(&s, "MAIL FROM:<a@good.org>") == "250 ok\r\n")
+        #expect(say(&s, "MAIL FROM:<a@gone.org>") == "553 Bad sender's system address (#5.1.8)\r\n")
+        #expect(say(&s, "MAIL FROM:<a@slow.org>") == "451 Sorry, there is a DNS temporary failure (#4.4.3)\r\n")
+        #expect(say(&s, "MAIL FROM:<>") == "250 ok\r\n")
+        var n = session([("NODNSCHECK", "")])
+        n.senderDomainLookup = { _ in .missing }
+        _ = n.greeting(); _ = say(&n, "HELO c")
+        #expect(say(&n, "MAIL FROM:<a@gone.org>") == "250 ok\r\n")
+    }
+
     @Test("fuzz: random lines never crash the parser or the session; replies are CRLF-terminated SMTP codes")
     func fuzz() {
         var rng = SystemRandomNumberGenerator()

@@ -106,6 +106,14 @@ public struct QmailSmtpdCommand: PreloadingCommand {
 
         if !greetDelay(env, controls: controls, connection: connection) { return 1 }
         var session = SMTPSession(settings: settings, controls: controls)
+        if settings.senderDNSCheck {
+            // The resolver (and resolv.conf) only when a sender needs checking.
+            var resolver: DNSResolver?
+            session.senderDomainLookup = { domain in
+                if resolver == nil { resolver = DNSResolver(environment: env) }
+                return senderDomain(domain, resolver: resolver ?? DNSResolver(environment: env))
+            }
+        }
         let lineLimit = controls.maxCommandLength > 0 ? min(controls.maxCommandLength + 2, hardLineLimit) : hardLineLimit
         if case .close(let status) = write(session.greeting(), &session, connection, log) { return status }
 
@@ -241,6 +249,26 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         switch Wait.for(pid) {
         case .success(.exited(let code)): return code
         default: return nil
+        }
+    }
+
+    /// MX records, else addresses: any answer means the domain can receive bounces.
+    static func senderDomain(_ domain: String, resolver: DNSResolver) -> SenderDomainCheck {
+        func verdict(_ error: DNSError) -> SenderDomainCheck? {
+            switch error {
+            case .temporary: return .temporaryFailure
+            case .nameNotFound, .permanent: return .missing
+            case .noData: return nil
+            }
+        }
+        switch resolver.mx(for: domain) {
+        case .success(let records) where !records.isEmpty: return .exists
+        case .success: break
+        case .failure(let e): if let v = verdict(e) { return v }
+        }
+        switch resolver.addresses(for: domain) {
+        case .success(let list): return list.isEmpty ? .missing : .exists
+        case .failure(let e): return verdict(e) ?? .missing
         }
     }
 

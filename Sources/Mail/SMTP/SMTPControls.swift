@@ -85,6 +85,8 @@ public struct SMTPControls {
     public var badHelo = AddressList.empty
     public var relayClients = PrefixRules(lines: [])
     public var relayDomains = PrefixRules(lines: [])
+    /// Senders (or `@domain`) exempt from the sender DNS check.
+    public var noDNSCheck = AddressList.empty
     /// The `recipients` file's lines; nil when it does not exist.
     public var recipients: [String]?
     public var checkRecipientDomains: AddressList?
@@ -132,6 +134,7 @@ public struct SMTPControls {
             c.badHelo = try AddressList.load(env.nonEmpty("BADHELO") ?? "badhelo", in: control).get()
             c.relayClients = PrefixRules(lines: try control.list(env.nonEmpty("RELAYCLIENTS") ?? "relayclients").get() ?? [])
             c.relayDomains = PrefixRules(lines: try control.list("relaydomains").get() ?? [])
+            c.noDNSCheck = try AddressList.load("nodnscheck", in: control).get()
             c.recipients = try control.list("recipients").get()
             if try control.contents("chkrcptdomains").get() != nil {
                 c.checkRecipientDomains = try AddressList.load("chkrcptdomains", in: control).get()

@@ -50,10 +50,21 @@ public struct SMTPStep: Equatable, Sendable {
     }
 }
 
-/// Lookups into control files the session needs; SMTPControls in production.
+/// What the sender's domain looked like in the DNS.
+public enum SenderDomainCheck: Equatable, Sendable {
+    case exists
+    /// No MX and no address, or the name does not exist.
+    case missing
+    /// The DNS could not say.
+    case temporaryFailure
+}
+
 public struct SMTPSession {
     public var settings: SMTPSettings
     public let controls: SMTPControls
+    /// Looks the sender's domain up (MX, then address records); the driver installs one
+    /// backed by the resolver. Without one, every domain exists.
+    public var senderDomainLookup: ((String) -> SenderDomainCheck)?
     /// Lines for the log (fd 2), collected for the driver to write.
     public var logLines: [String] = []
 
@@ -267,6 +278,7 @@ public struct SMTPSession {
             logLines.append("badmailfrom: \(e)")
             return SMTPStep("451 Sorry, there is a local system failure (#4.3.0)\r\n")
         }
+        if settings.senderDNSCheck, !address.isEmpty, let refused = senderDNS(address) { return refused }
         resetTransaction()
         mailFrom = address
         parameters = params
@@ -274,6 +286,26 @@ public struct SMTPSession {
         if let tls = settings.tlsDescription { protocolName += " (" + tls + ")" }
         if !isAuthenticated, let info = params.auth { settings.remoteInfo = String(decoding: info, as: UTF8.self) }
         return SMTPStep("250 ok\r\n")
+    }
+
+    /// The reference's dnscheck: skipped for `nodnscheck` entries and domain literals; an
+    /// address without a domain counts as missing.
+    private mutating func senderDNS(_ address: [UInt8]) -> SMTPStep? {
+        if case .success(true) = controls.noDNSCheck.matches(address) { return nil }
+        guard let at = address.lastIndex(of: 64), at + 1 < address.count else {
+            logLines.append("Non-existing DNS_MX: MAIL \(printable(address))")
+            return SMTPStep("553 Bad sender's system address (#5.1.8)\r\n")
+        }
+        let domain = String(decoding: address[(at + 1)...], as: UTF8.self)
+        if domain.hasPrefix("[") && domain.hasSuffix("]") { return nil }
+        switch senderDomainLookup?(domain) ?? .exists {
+        case .exists: return nil
+        case .missing:
+            logLines.append("Non-existing DNS_MX: MAIL \(printable(address))")
+            return SMTPStep("553 Bad sender's system address (#5.1.8)\r\n")
+        case .temporaryFailure:
+            return SMTPStep("451 Sorry, there is a DNS temporary failure (#4.4.3)\r\n")
+        }
     }
 
     /// `user@[a.b.c.d]` naming one of our own addresses becomes `user@localiphost`.

@@ -84,6 +84,8 @@ public struct SMTPSettings: Sendable {
     public var allowBareLF = false
     public var hideHost = false
     public var checkRecipient = false
+    /// The sender's domain must resolve (MX or address) unless NODNSCHECK is set.
+    public var senderDNSCheck = true
     public var maxRecipientErrors = -1
     /// SHUTDOWN: nil, or the reply text ("" = the default 421).
     public var shutdown: String?
@@ -143,6 +145,7 @@ public struct SMTPSettings: Sendable {
         s.allowBareLF = env.contains("ALLOW_BARELF")
         s.hideHost = env.contains("HIDE_HOST")
         s.checkRecipient = env.contains("CHECKRECIPIENT")
+        s.senderDNSCheck = !env.contains("NODNSCHECK")
         s.maxRecipientErrors = number("MAX_RCPT_ERRCOUNT", -1)
         s.shutdown = env["SHUTDOWN"]
         s.openRelay = env.contains("OPENRELAY")
