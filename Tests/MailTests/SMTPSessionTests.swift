@@ -463,6 +463,30 @@ struct SMTPControlsTests {
         #expect(s.recipients.map { String(decoding: $0, as: UTF8.self) } == ["postmaster@local.test", "u@anywhere.com"])
     }
 
+    @Test("badmailpatterns with negation, badrcptpatterns, goodrcptpatterns override; QREGEX turns them off")
+    func patterns() {
+        let files = ["me": "mx.test\n", "rcpthosts": "example.com\n",
+                     "badmailpatterns": "*@earthlink.net\n!fred@earthlink.net\n[0-9][0-9][0-9]@*.com\n*%*\n",
+                     "badrcptpatterns": "spam*@example.com\n", "goodrcptpatterns": "spamtrap-ok@*\n"]
+        let c = controls(text: files)
+        for (sender, bad) in [("joe@EarthLink.net", true), ("fred@earthlink.net", false), ("123@x.com", true),
+                              ("1234@x.com", false), ("a%b@c.org", true), ("ok@else.org", false)] {
+            #expect(c.badMailPatterns.matches(Array(sender.utf8)) == bad, "\(sender)")
+        }
+        var settings = SMTPSettings.make(Environment([("TCPREMOTEIP", "192.0.2.1")]), controls: c, authHostname: nil)
+        settings.extraGreeting = false
+        var s = SMTPSession(settings: settings, controls: c)
+        _ = s.greeting()
+        _ = s.command(Array("HELO x".utf8))
+        #expect(String(decoding: s.command(Array("MAIL FROM:<joe@earthlink.net>".utf8)).reply, as: UTF8.self).hasPrefix("553 "))
+        _ = s.command(Array("MAIL FROM:<fred@earthlink.net>".utf8))
+        #expect(String(decoding: s.command(Array("RCPT TO:<spammer@example.com>".utf8)).reply, as: UTF8.self).hasPrefix("553 "))
+        #expect(String(decoding: s.command(Array("RCPT TO:<spamtrap-ok@example.com>".utf8)).reply, as: UTF8.self) == "250 ok\r\n")
+        let (off, cleanup) = controlsKept(text: files, env: [("QREGEX", "1")])
+        cleanup()
+        #expect(!off.badMailPatterns.matches(Array("joe@earthlink.net".utf8)))
+    }
+
     @Test("missing me and smtpgreeting, or a bad number, is a problem the server reports")
     func problems() {
         #expect(controls(text: [:]).problem != nil)

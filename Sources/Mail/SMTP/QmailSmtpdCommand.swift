@@ -26,7 +26,8 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         if let handedOver = handOverForTLS(context) { return handedOver }
         // Per-connection variables naming other files (set by tcprules) need a fresh read.
         let env = context.environment
-        let renamed = ["BADMAILFROM", "BADRCPTTO", "GOODRCPTTO", "BADHELO", "RELAYCLIENTS"].contains { env.contains($0) }
+        let renamed = ["BADMAILFROM", "BADRCPTTO", "GOODRCPTTO", "BADHELO", "RELAYCLIENTS", "BADMAILPATTERNS",
+                       "BADRCPTPATTERNS", "GOODRCPTPATTERNS", "QREGEX"].contains { env.contains($0) }
         return serve(context, controls: renamed ? SMTPControls.load(env) : preloaded)
     }
 

@@ -28,6 +28,29 @@ public struct AddressList {
     }
 }
 
+/// A `*patterns` file: shell wildcards tried in order against the whole address, case
+/// ignored; a pattern led by '!' takes a match back (so "*@isp.net" then "!fred@isp.net"
+/// refuses everyone at isp.net but fred).
+public struct PatternList: Sendable {
+    public var patterns: [String]
+
+    public init(_ patterns: [String]) { self.patterns = patterns }
+
+    /// glibc's FNM_CASEFOLD (a GNU extension the Glibc module does not import).
+    static let caseFold: Int32 = 1 << 4
+
+    public func matches(_ address: [UInt8]) -> Bool {
+        var matched = false
+        let subject = String(decoding: address, as: UTF8.self)
+        for pattern in patterns {
+            let negated = pattern.hasPrefix("!")
+            let body = negated ? String(pattern.dropFirst()) : pattern
+            if fnmatch(body, subject, PatternList.caseFold) == 0 { matched = !negated }
+        }
+        return matched
+    }
+}
+
 /// `key:value` lines (relayclients, relaydomains): the value is what RELAYCLIENT would be.
 public struct PrefixRules: Sendable {
     public var rules: [(key: String, value: String)] = []
@@ -85,6 +108,9 @@ public struct SMTPControls {
     public var badHelo = AddressList.empty
     public var relayClients = PrefixRules(lines: [])
     public var relayDomains = PrefixRules(lines: [])
+    public var badMailPatterns = PatternList([])
+    public var badRcptPatterns = PatternList([])
+    public var goodRcptPatterns = PatternList([])
     /// Senders (or `@domain`) exempt from the sender DNS check.
     public var noDNSCheck = AddressList.empty
     /// The `recipients` file's lines; nil when it does not exist.
@@ -135,6 +161,12 @@ public struct SMTPControls {
             c.relayClients = PrefixRules(lines: try control.list(env.nonEmpty("RELAYCLIENTS") ?? "relayclients").get() ?? [])
             c.relayDomains = PrefixRules(lines: try control.list("relaydomains").get() ?? [])
             c.noDNSCheck = try AddressList.load("nodnscheck", in: control).get()
+            // The wildcard files are the reference's, and off when QREGEX asks for regexes.
+            if !env.contains("QREGEX") {
+                c.badMailPatterns = PatternList(try control.list(env.nonEmpty("BADMAILPATTERNS") ?? "badmailpatterns").get() ?? [])
+                c.badRcptPatterns = PatternList(try control.list(env.nonEmpty("BADRCPTPATTERNS") ?? "badrcptpatterns").get() ?? [])
+                c.goodRcptPatterns = PatternList(try control.list(env.nonEmpty("GOODRCPTPATTERNS") ?? "goodrcptpatterns").get() ?? [])
+            }
             c.recipients = try control.list("recipients").get()
             if try control.contents("chkrcptdomains").get() != nil {
                 c.checkRecipientDomains = try AddressList.load("chkrcptdomains", in: control).get()

@@ -269,7 +269,9 @@ public struct SMTPSession {
         address = localIPHostRewrite(address)
         let params = MailParameters.parse(arg)
         if settings.requireAuth && !isAuthenticated { return SMTPStep("530 authentication required (#5.7.1)\r\n") }
-        switch controls.badMailFrom.matches(address) {
+        var badSender = controls.badMailFrom.matches(address)
+        if case .success(false) = badSender, controls.badMailPatterns.matches(address) { badSender = .success(true) }
+        switch badSender {
         case .success(true):
             logLines.append("Invalid SENDER address: MAIL from <\(printable(address))>")
             return SMTPStep("553 sorry, your envelope sender has been denied (#5.7.1)\r\n")
@@ -329,8 +331,11 @@ public struct SMTPSession {
         }
         var good = false
         if case .success(true) = controls.goodRcptTo.matches(address) { good = true }
+        if controls.goodRcptPatterns.matches(address) { good = true }
         if !good {
-            switch controls.badRcptTo.matches(address) {
+            var bad = controls.badRcptTo.matches(address)
+            if case .success(false) = bad, controls.badRcptPatterns.matches(address) { bad = .success(true) }
+            switch bad {
             case .success(true):
                 logLines.append("Invalid RECIPIENT address: MAIL from <\(printable(sender))> RCPT <\(printable(address))>")
                 return SMTPStep("553 sorry, your envelope recipient has been denied (#5.7.1)\r\n")
