@@ -526,6 +526,22 @@ struct QmailSmtpdTests {
         #expect(soft.contains("451 Sorry, there is a DNS temporary failure (#4.4.3)"), "\(soft)")
     }
 
+    @Test("in-process: tcpserver preloads the controls and reloads them on SIGHUP")
+    func preloadAndReload() throws {
+        let f = SmtpdFixture()
+        let server = try #require(f.start())
+        _ = f.box.write("control/rcpthosts", "example.com\nnew.org\n")
+        let payload = "b'HELO x\\r\\nMAIL FROM:<a@b.org>\\r\\nRCPT TO:<u@new.org>\\r\\nQUIT\\r\\n'"
+        let before = f.client("raw", [payload]).first ?? ""
+        #expect(before.contains("|553 sorry, that domain isn't allowed"), "\(before)")
+        kill(server.child.pid, SIGHUP)
+        var after = ""
+        #expect(eventually(within: 10) {
+            after = f.client("raw", [payload]).first ?? ""
+            return after.contains("|250 ok|221 ")
+        }, "\(after)")
+    }
+
     @Test("queue failure maps to the reference's 451 text")
     func queueFailure() throws {
         let f = SmtpdFixture()
