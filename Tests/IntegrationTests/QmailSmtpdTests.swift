@@ -235,6 +235,9 @@ struct QmailSmtpdTests {
         #expect(lines[2].hasPrefix("Received: indimail-mta smtpd ") && lines[2].hasSuffix(" (HELO client.test) ([127.0.0.1])"), "\(lines)")
         #expect(lines[3].hasPrefix("  by ") && lines[3].contains(" with ESMTP; "))
         #expect(Array(lines[4...]) == ["Subject: test", "", ".leading dot", "8bit é", ""])
+        let logged = f.server?.log.filter { $0.hasPrefix("qmail-smtpd: pid ") } ?? []
+        #expect(logged.contains { $0.hasSuffix(" from 127.0.0.1 HELO <client.test> MAIL from <a@b.org> RCPT <u@example.com> AUTH <local-rcpt> Size: 36 TLS=No") },
+                "\(logged)")
     }
 
     @Test("exec'd standalone under tcpserver works the same")
@@ -409,6 +412,9 @@ struct QmailSmtpdTests {
         #expect(refused.0 != 0 && refused.1.contains("553 sorry, that domain isn't allowed"), "\(refused.1)")
         #expect(f.queued.count == 4)
         #expect(f.queued.filter { $0.message.contains(" with ESMTPSA (TLSv1.") }.count == 3)
+        let logged = server.log.filter { $0.hasPrefix("qmail-smtpd: pid ") }
+        #expect(logged.contains { $0.contains("RCPT <x@elsewhere.org> AUTH <joe: AUTH CRAM-MD5> Size: ") && $0.contains(" TLS=TLSv1.") },
+                "\(logged)")
     }
 
     @Test("swaks --tlsc against SMTPS", .enabled(if: peer("/usr/bin/swaks") != nil))

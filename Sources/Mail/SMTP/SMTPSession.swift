@@ -74,6 +74,7 @@ public struct SMTPSession {
     public private(set) var recipients: [[UInt8]] = []
     public private(set) var parameters = MailParameters()
     public private(set) var authenticatedUser: [UInt8]?
+    public private(set) var authenticatedMechanism: AuthMechanism?
     private var authRelay = false
     private var refusal: String?
     private var pendingAuth: PendingAuth?
@@ -418,9 +419,7 @@ public struct SMTPSession {
         guard let verdict else { return SMTPStep("451 Sorry, I got a temporary queue failure (#4.3.0)\r\n") }
         switch verdict {
         case .accepted(let pid):
-            logLines.append("HELO <\(heloName ?? "")> MAIL from <\(printable(mailFrom ?? []))> RCPT <"
-                            + recipients.map { printable($0) }.joined(separator: ", ")
-                            + "> AUTH <\(authenticatedUser.map { printable($0) } ?? "")> Size: \(receiver.size)")
+            logLines += recipients.map { transactionLine($0, size: receiver.size) }
             return SMTPStep("250 ok \(now) qp \(pid)\r\n")
         default:
             var text = verdict.replyText
@@ -430,6 +429,22 @@ public struct SMTPSession {
             logLines.append("qmail-queue: \(text)")
             return SMTPStep("\(code) \(text)\r\n")
         }
+    }
+
+    /// The reference's per-recipient log line, which log analysers parse:
+    /// `HELO <h> MAIL from <s> RCPT <r> AUTH <user: AUTH method: local-rcpt> Size: n TLS=v`.
+    func transactionLine(_ recipient: [UInt8], size: Int) -> String {
+        var auth = ""
+        if let user = authenticatedUser {
+            auth = printable(user) + ": AUTH " + (authenticatedMechanism?.rawValue ?? "")
+        }
+        if case .success(true) = controls.recipientAllowed(recipient) {
+            auth += (auth.isEmpty ? "" : ": ") + "local-rcpt"
+        } else if authenticatedUser == nil {
+            auth = "auth-ip/pop"
+        }
+        let tls = settings.tlsDescription.map { String($0.prefix { $0 != " " }) } ?? settings.tlsProvider ?? "No"
+        return "HELO <\(heloName ?? "")> MAIL from <\(printable(mailFrom ?? []))> RCPT <\(printable(recipient))> AUTH <\(auth)> Size: \(size) TLS=\(tls)"
     }
 
     /// The Received: line this server adds on top of the message.
@@ -527,6 +542,7 @@ public struct SMTPSession {
         switch status {
         case 0, 3:
             authenticatedUser = request.user
+            authenticatedMechanism = request.mechanism
             authRelay = status == 0 && settings.authAllowsRelay
             settings.remoteInfo = String(decoding: request.user, as: UTF8.self)
             logLines.append("AUTH \(request.mechanism.rawValue) user <\(printable(request.user))> ok\(status == 3 ? " (no relay)" : "")")

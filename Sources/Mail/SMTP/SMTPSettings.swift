@@ -78,6 +78,8 @@ public struct SMTPSettings: Sendable {
     public var tlsActive = false
     /// "TLSv1.3 CIPHER bits=N" once this process did the handshake, for the Received line.
     public var tlsDescription: String?
+    /// TLS_PROVIDER up to its first comma (who did the TLS when tcpserver did), for the log.
+    public var tlsProvider: String?
     public var smtputf8 = false
     public var disableVRFY = false
     public var disableHelp = false
@@ -139,6 +141,7 @@ public struct SMTPSettings: Sendable {
         s.requireAuth = env.contains("REQUIREAUTH")
         s.forceTLS = env.contains("FORCE_TLS")
         s.tlsActive = env.contains("TLS_PROVIDER")
+        s.tlsProvider = env["TLS_PROVIDER"].map { String($0.prefix { $0 != "," }) }
         s.smtputf8 = env.contains("SMTPUTF8")
         s.disableVRFY = env.contains("DISABLE_VRFY")
         s.disableHelp = env.contains("DISABLE_HELP")
