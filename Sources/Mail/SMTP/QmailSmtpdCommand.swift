@@ -36,14 +36,14 @@ public struct QmailSmtpdCommand: PreloadingCommand {
     static func handOverForTLS(_ context: CommandContext) -> Int32? {
         let env = context.environment
         guard context.tls == nil, !env.contains("TLS_PROVIDER"),
-              env.nonEmpty("SMTPS") != nil || env.contains("STARTTLS") else { return nil }
+              env.contains("SMTPS") || env.contains("STARTTLS") else { return nil }
         guard let me = realpath("/proc/self/exe", nil) else { return nil }
         let path = String(cString: me)
         free(me)
         let tlsBinary = Path.join(Path.dirname(path), "indimail-tls")
         guard access(tlsBinary, X_OK) == 0, Path.basename(path) != "indimail-tls" else {
             // STARTTLS is then simply not offered; SMTPS cannot work at all.
-            if env.nonEmpty("SMTPS") != nil {
+            if env.contains("SMTPS") {
                 return context.diagnostics.fatal(ExitCode.temporary, "SMTPS needs indimail-tls next to \(path)")
             }
             return nil
@@ -74,7 +74,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
 
         // TLS: a context only when this binary has the library and the certificate is readable.
         var tlsContext: (any TLSContext)?
-        if let library = context.tls, env.contains("STARTTLS") || env.nonEmpty("SMTPS") != nil {
+        if let library = context.tls, env.contains("STARTTLS") || env.contains("SMTPS") {
             switch tlsSettings(env, controls: controls) {
             case .success(let s):
                 if let cert = s.certificateFile, access(cert, R_OK) == 0 {
@@ -88,7 +88,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         }
         settings.startTLSAvailable = tlsContext != nil && env.contains("STARTTLS")
 
-        if env.nonEmpty("SMTPS") != nil {
+        if env.contains("SMTPS") && !env.contains("TLS_PROVIDER") {
             guard let tls = tlsContext else {
                 log.write("SMTPS: no TLS context (certificate missing or unreadable)")
                 return 1

@@ -151,6 +151,8 @@ public struct SMTPSettings: Sendable {
         s.senderDNSCheck = !env.contains("NODNSCHECK")
         s.maxRecipientErrors = number("MAX_RCPT_ERRCOUNT", -1)
         s.shutdown = env["SHUTDOWN"]
+        // ODMR is only for authenticated clients: without AUTH there is no service.
+        if s.personality == .odmr && authHostname == nil && s.shutdown == nil { s.shutdown = "" }
         s.openRelay = env.contains("OPENRELAY")
         s.paranoid = env["TCPPARANOID"]
         s.requirePTR = s.remoteHost == nil ? env["REQPTR"] : nil
