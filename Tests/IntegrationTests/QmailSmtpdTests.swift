@@ -42,10 +42,11 @@ final class SmtpdFixture {
     /// tcpserver (the base binary unless told) running qmail-smtpd in-process, or exec'd
     /// through env(1) when `exec` is set. `arguments` follow qmail-smtpd.
     func start(_ extra: [String: String] = [:], arguments: [String] = [], exec: Bool = false,
-               binary: String = Build.indimail, rules: String? = nil, unset: [String] = []) -> RunningServer? {
+               binary: String = Build.indimail, rules: String? = nil, unset: [String] = [],
+               serverOptions: [String] = []) -> RunningServer? {
         let link = box.at("bin/qmail-smtpd")
         if access(link, F_OK) != 0 { _ = box.commandLinks(["qmail-smtpd"], binary: binary) }
-        var args = ["-H", "-R", "-l", "0"]
+        var args = ["-H", "-R", "-l", "0"] + serverOptions
         if let rules {
             let cdb = box.at("tcp.smtp.cdb")
             _ = run([Build.indimail, "tcprules", cdb, cdb + ".tmp"], stdin: Array(rules.utf8))
@@ -346,6 +347,17 @@ struct QmailSmtpdTests {
         let out = f.client("smtps")
         #expect(out.contains { $0.hasPrefix("version TLSv1.") } && out.contains { $0.hasPrefix("data 250 ok ") }, "\(out)")
         #expect(f.queued.first?.message.contains(" with ESMTPS (TLSv1.") == true)
+    }
+
+    @Test("TLS done by tcpserver (-n): the session counts as encrypted (ESMTPS, TLS= from TLS_PROVIDER)")
+    func tcpserverTLS() throws {
+        let f = SmtpdFixture(tls: true)
+        let certs = try #require(f.certs)
+        let server = try #require(f.start(serverOptions: ["-n", certs.server]))
+        let out = f.client("smtps")
+        #expect(out.contains { $0.hasPrefix("data 250 ok ") }, "\(out)")
+        #expect(f.queued.first?.message.contains(" with ESMTPS; ") == true)
+        #expect(server.log.contains { $0.hasPrefix("qmail-smtpd: pid ") && $0.hasSuffix(" TLS=tcpserver") }, "\(server.log)")
     }
 
     @Test("STARTTLS injection: a command pipelined in clear after STARTTLS is discarded")
