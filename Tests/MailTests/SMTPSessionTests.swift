@@ -266,6 +266,44 @@ struct SMTPSessionTests {
         #expect(header == "Received: indimail-mta smtpd 7 (HELO c) (joe@192.0.2.9)\n  by mx.test with ESMTPA; 1 Jan 2026 00:00:00 +0000\n")
     }
 
+    @Test("Received: UTF8ESMTP only with SMTPUTF8 offered and asked for; HIDE_HOST hides the client; unsafe bytes become '?'")
+    func received() {
+        var s = session([("SMTPUTF8", ""), ("TCPREMOTEHOST", "client.example"), ("TCPLOCALHOST", "mx.local")])
+        _ = s.greeting(); _ = say(&s, "EHLO we(ird")
+        _ = say(&s, "MAIL FROM:<a@b.org> SMTPUTF8")
+        #expect(text(s.receivedHeader(pid: 1, date: "D\n"))
+                == "Received: indimail-mta smtpd 1 from client.example (HELO we?ird) ([192.0.2.9])\n  by mx.local with UTF8ESMTP; D\n")
+        var plain = session()
+        _ = plain.greeting(); _ = say(&plain, "EHLO x")
+        _ = say(&plain, "MAIL FROM:<a@b.org> SMTPUTF8")
+        #expect(text(plain.receivedHeader(pid: 1, date: "D\n")).contains(" with ESMTP; "))
+        var hidden = session([("HIDE_HOST", "")])
+        _ = hidden.greeting(); _ = say(&hidden, "HELO x"); _ = say(&hidden, "MAIL FROM:<a@b.org>")
+        #expect(text(hidden.receivedHeader(pid: 1, date: "D\n")) == "Received: indimail-mta smtpd 1\n  with ESMTP; D\n")
+    }
+
+    @Test("queue verdicts: 250 ok <t> qp <pid>; D texts 554, Z texts 451, custom errors by their last line; loops 554")
+    func verdicts() {
+        func finish(_ verdict: QueueVerdict?, body: String = "Subject: x\r\n\r\nhi\r\n.\r\n", hops: Int = 100) -> String {
+            var s = session()
+            s.settings.maxHops = hops
+            _ = s.greeting(); _ = say(&s, "HELO c"); _ = say(&s, "MAIL FROM:<a@b.org>"); _ = say(&s, "RCPT TO:<u@example.com>")
+            var r = SMTPDataReceiver(allowBareLF: false, databytes: 0)
+            var out: [UInt8] = []
+            _ = bytes(body).withUnsafeBytes { r.feed($0, into: &out) }
+            let reply = text(s.dataFinished(r, verdict: verdict, now: 1700000000).reply)
+            #expect(s.mailFrom == nil && s.recipients.isEmpty)   // the transaction is over either way
+            return reply
+        }
+        #expect(finish(.accepted(pid: 4321)) == "250 ok 1700000000 qp 4321\r\n")
+        #expect(finish(.refused(code: 31, custom: nil)) == "554 qq mail server permanently rejected message (#5.3.0)\r\n")
+        #expect(finish(.refused(code: 53, custom: nil)) == "451 qq write error or disk full (#4.3.0)\r\n")
+        #expect(finish(.refused(code: 88, custom: "Dfirst line\nsorry, no spam (#5.7.1)")) == "554 sorry, no spam (#5.7.1)\r\n")
+        #expect(finish(.crashed("signal 9")) == "451 qq crashed (#4.3.0)\r\n")
+        #expect(finish(.accepted(pid: 1), body: "Received: a\r\nReceived: b\r\n\r\nx\r\n.\r\n", hops: 2)
+                == "554 too many hops, this message is looping (#5.4.6)\r\n")
+    }
+
     @Test("exit 3 authenticates without relaying")
     func authNoRelay() {
         var s = session(auth: true)

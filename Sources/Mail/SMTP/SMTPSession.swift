@@ -285,7 +285,8 @@ public struct SMTPSession {
         resetTransaction()
         mailFrom = address
         parameters = params
-        protocolName = (params.smtputf8 ? "UTF8ESMTP" : "ESMTP") + (settings.tlsActive ? "S" : "") + (isAuthenticated ? "A" : "")
+        // The SMTPUTF8 parameter counts only when the extension is offered.
+        protocolName = (params.smtputf8 && settings.smtputf8 ? "UTF8ESMTP" : "ESMTP") + (settings.tlsActive ? "S" : "") + (isAuthenticated ? "A" : "")
         if let tls = settings.tlsDescription { protocolName += " (" + tls + ")" }
         if !isAuthenticated, let info = params.auth { settings.remoteInfo = String(decoding: info, as: UTF8.self) }
         return SMTPStep("250 ok\r\n")
