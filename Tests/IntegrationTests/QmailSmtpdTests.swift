@@ -174,6 +174,11 @@ final class SmtpdFixture {
         out('after', 'starttls' in s.esmtp_features, s.esmtp_features.get('auth', '-').strip(), s.sock.version())
         send(s)
         s.quit()
+    elif what == 'cipher':
+        s = smtplib.SMTP('127.0.0.1', port, timeout=10)
+        s.ehlo('client.test'); s.starttls(context=ctx)
+        out('tls', s.sock.version(), s.sock.cipher()[0])
+        s.quit()
     elif what == 'smtps':
         s = smtplib.SMTP_SSL('127.0.0.1', port, timeout=10, context=ctx)
         s.ehlo('client.test'); out('version', s.sock.version())
@@ -327,6 +332,15 @@ struct QmailSmtpdTests {
         #expect(out.contains { $0.hasPrefix("data 250 ok ") }, "\(out)")
         let message = f.queued.first?.message ?? ""
         #expect(message.contains(" with ESMTPS (TLSv1.") && message.contains(" bits="), "\(message)")
+    }
+
+    @Test("tlsservermethod and tlsserverciphers control the STARTTLS session")
+    func tlsControls() throws {
+        let f = SmtpdFixture(tls: true, controls: ["tlsservermethod": "TLSv1_2\n",
+                                                   "tlsserverciphers": "ECDHE-ECDSA-AES128-GCM-SHA256\n"])
+        try #require(f.certs != nil)
+        try #require(f.start(["STARTTLS": ""]) != nil)
+        #expect(f.client("cipher") == ["tls TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256"])
     }
 
     @Test("openssl s_client -starttls smtp gets through to EHLO")
