@@ -282,6 +282,10 @@ public struct SMTPSession {
             return SMTPStep("451 Sorry, there is a local system failure (#4.3.0)\r\n")
         }
         if settings.senderDNSCheck, !address.isEmpty, let refused = senderDNS(address) { return refused }
+        if let reason = settings.bounceMail {
+            logLines.append("Blackholed SENDER address: MAIL from <\(printable(address))> Reason \(reason)")
+            return SMTPStep("553 \(reason) (#5.7.1)\r\n", .close(1))
+        }
         resetTransaction()
         mailFrom = address
         parameters = params

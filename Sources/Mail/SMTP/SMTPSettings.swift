@@ -88,6 +88,8 @@ public struct SMTPSettings: Sendable {
     public var checkRecipient = false
     /// The sender's domain must resolve (MX or address) unless NODNSCHECK is set.
     public var senderDNSCheck = true
+    /// BOUNCEMAIL: every sender is refused with this reason and the session ends.
+    public var bounceMail: String?
     public var maxRecipientErrors = -1
     /// SHUTDOWN: nil, or the reply text ("" = the default 421).
     public var shutdown: String?
@@ -149,6 +151,7 @@ public struct SMTPSettings: Sendable {
         s.hideHost = env.contains("HIDE_HOST")
         s.checkRecipient = env.contains("CHECKRECIPIENT")
         s.senderDNSCheck = !env.contains("NODNSCHECK")
+        s.bounceMail = env["BOUNCEMAIL"]
         s.maxRecipientErrors = number("MAX_RCPT_ERRCOUNT", -1)
         s.shutdown = env["SHUTDOWN"]
         // ODMR is only for authenticated clients: without AUTH there is no service.
