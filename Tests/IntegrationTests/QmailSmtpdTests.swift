@@ -529,6 +529,12 @@ struct QmailSmtpdTests {
             for _ in 0..<Int.random(in: 0...4000, using: &rng) {
                 input.append(Bool.random(using: &rng) ? UInt8.random(in: 0...255, using: &rng) : [13, 10, 46, 60, 62, 64, 58, 32].randomElement(using: &rng) ?? 0)
             }
+            // Absurd numbers in the environment must not trap either.
+            env["GREETDELAY"] = i % 5 == 0 ? "-9223372036854775808" : "0"
+            env["TARPITCOUNT"] = "1"
+            env["TARPITDELAY"] = i % 5 == 1 ? "-9223372036854775808" : "0"
+            env["MAXRECIPIENTS"] = "9223372036854775807"
+            env["DATABYTES"] = i % 2 == 0 ? "-5" : "9223372036854775807"
             let r = run([Build.indimail, "qmail-smtpd", "mx.test", "/bin/false"], stdin: input, environment: env, timeout: 10)
             if r.timedOut || !(r.exitCode == 0 || r.exitCode == 1) { crashes.append("\(r.status) \(r.err)") }
         }

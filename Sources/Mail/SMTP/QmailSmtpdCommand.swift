@@ -173,7 +173,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         session.logLines.removeAll()
         if step.delay > 0 {
             connection.flush()
-            sleep(UInt32(step.delay))
+            sleep(UInt32(min(step.delay, 3600)))
         }
         if !step.reply.isEmpty { connection.send(step.reply) }
         // A refusal that ends the session may leave client input unread: linger so the
@@ -294,7 +294,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         var delay = controls.greetDelay
         if let text = env["GREETDELAY"], let n = Int(text.smtpTrimmed()) { delay = n }
         guard delay != 0 else { return true }
-        let seconds = min(abs(delay), 3600)
+        let seconds = delay < 0 ? (delay < -3600 ? 3600 : -delay) : min(delay, 3600)
         if delay < 0 {
             if FD.waitUntil(0, events: Int16(POLLIN), timeout: Int32(seconds * 1000)) {
                 connection.send(Array("554 SMTP protocol violation. Polite people say hello after the server greets them (#5.7.1)\r\n".utf8))
