@@ -59,6 +59,9 @@ public enum SenderDomainCheck: Equatable, Sendable {
     case temporaryFailure
 }
 
+/// One SMTP conversation: call `greeting` once, then `command` for every line the client
+/// sends, and the completion functions (`dataFinished`, `authFinished`, `tlsStarted`,
+/// `queueUnavailable`) after the effects an SMTPAction asked for.
 public struct SMTPSession {
     public var settings: SMTPSettings
     public let controls: SMTPControls
