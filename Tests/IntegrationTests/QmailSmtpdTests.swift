@@ -580,6 +580,20 @@ struct QmailSmtpdTests {
         }, "\(after)")
     }
 
+    @Test("postfix smtp-source: concurrent pipelined sessions, every message queued (SOAK=1: 500 messages, fsync on)",
+          .enabled(if: peer("/usr/sbin/smtp-source") != nil))
+    func smtpSource() throws {
+        let soak = Environment.current().contains("SOAK")
+        let messages = soak ? 500 : 40, sessions = soak ? 20 : 4
+        let f = SmtpdFixture()
+        let server = try #require(f.start(["USE_FSYNC": soak ? "1" : "0", "MAXPERIP": "100"], serverOptions: ["-c", "100"]))
+        let r = run(["/usr/sbin/smtp-source", "-s", String(sessions), "-m", String(messages), "-l", "2048", "-f", "a@b.org",
+                     "-t", "u@example.com", "-M", "client.test", "127.0.0.1:\(server.port)"], timeout: soak ? 600 : 60)
+        #expect(r.exitCode == 0, "\(r.out) \(r.err)")
+        #expect(f.queued.count == messages)
+        #expect(f.queued.allSatisfy { $0.envelope.hasSuffix("\0Fa@b.org\0Tu@example.com\0") })
+    }
+
     @Test("queue failure maps to the reference's 451 text")
     func queueFailure() throws {
         let f = SmtpdFixture()
