@@ -343,6 +343,14 @@ struct QmailSmtpdTests {
         #expect(f.client("cipher") == ["tls TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256"])
     }
 
+    @Test("STARTTLS asked for but no certificate: not offered, mail still flows")
+    func startTLSWithoutCertificate() throws {
+        let f = SmtpdFixture()
+        try #require(f.start(["STARTTLS": ""]) != nil)
+        let out = f.client("plain")
+        #expect(out.contains("features 8bitmime etrn help pipelining") && out.contains { $0.hasPrefix("data 250 ok ") }, "\(out)")
+    }
+
     @Test("openssl s_client -starttls smtp gets through to EHLO")
     func sClient() throws {
         let f = SmtpdFixture(tls: true)

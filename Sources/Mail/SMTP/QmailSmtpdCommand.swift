@@ -37,6 +37,8 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         let env = context.environment
         guard context.tls == nil, !env.contains("TLS_PROVIDER"),
               env.contains("SMTPS") || env.contains("STARTTLS") else { return nil }
+        // STARTTLS without a readable certificate would not be offered anyway: stay here.
+        if !env.contains("SMTPS") && access(certificatePath(env), R_OK) != 0 { return nil }
         guard let me = realpath("/proc/self/exe", nil) else { return nil }
         let path = String(cString: me)
         free(me)
@@ -277,10 +279,15 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         "\(channel.protocolVersion) \(channel.cipherName) bits=\(channel.cipherBits)"
     }
 
+    /// SERVERCERT (default servercert.pem) under CERTDIR.
+    static func certificatePath(_ env: Environment) -> String {
+        let certdir = TLSSetup.certificateDirectory(option: nil, environment: env)
+        return TLSSetup.underDirectory(env.nonEmpty("SERVERCERT") ?? "servercert.pem", certdir)
+    }
+
     static func tlsSettings(_ env: Environment, controls: SMTPControls) -> Result<TLSSettings, TLSError> {
         var options = TLSOptions()
-        let certdir = TLSSetup.certificateDirectory(option: nil, environment: env)
-        options.certificate = TLSSetup.underDirectory(env.nonEmpty("SERVERCERT") ?? "servercert.pem", certdir)
+        options.certificate = certificatePath(env)
         let control = ControlFiles(directory: controls.controlDirectory)
         if access(control.path("tlsserverciphers"), R_OK) == 0 { options.cipherFile = control.path("tlsserverciphers") }
         if case .success(let method?) = control.value("tlsservermethod") { options.method = method }
