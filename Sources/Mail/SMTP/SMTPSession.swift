@@ -277,7 +277,7 @@ public struct SMTPSession {
         if case .success(false) = badSender, controls.badMailPatterns.matches(address) { badSender = .success(true) }
         switch badSender {
         case .success(true):
-            logLines.append("Invalid SENDER address: MAIL from <\(printable(address))>")
+            logLines.append("Invalid SENDER address: BAD MAIL from <\(printable(address))>")
             return SMTPStep("553 sorry, your envelope sender has been denied (#5.7.1)\r\n")
         case .success(false): break
         case .failure(let e):
@@ -346,7 +346,7 @@ public struct SMTPSession {
             if case .success(false) = bad, controls.badRcptPatterns.matches(address) { bad = .success(true) }
             switch bad {
             case .success(true):
-                logLines.append("Invalid RECIPIENT address: MAIL from <\(printable(sender))> RCPT <\(printable(address))>")
+                logLines.append("Invalid RECIPIENT address: MAIL from <\(printable(sender))> RCPT \(printable(address))")
                 return SMTPStep("553 sorry, your envelope recipient has been denied (#5.7.1)\r\n")
             case .success(false): break
             case .failure(let e):
@@ -389,7 +389,7 @@ public struct SMTPSession {
             }
         }
         if settings.maxRecipients > 0 && recipients.count + 1 > settings.maxRecipients {
-            logLines.append("Too many RECIPIENTS: MAIL from <\(printable(sender))> RCPT <\(printable(address))>")
+            logLines.append("Too many RECIPIENTS: MAIL from <\(printable(sender))> Last RCPT <\(printable(address))>")
             return SMTPStep("557 sorry, too many recipients (#5.7.1)\r\n")
         }
         let delay = settings.tarpitCount > 0 && recipients.count + 1 >= settings.tarpitCount ? max(0, settings.tarpitDelay) : 0
