@@ -529,6 +529,30 @@ struct SMTPControlsTests {
         #expect(!off.badMailPatterns.matches(Array("joe@earthlink.net".utf8)))
     }
 
+    @Test("CHECKRECIPIENT with MAX_RCPT_ERRCOUNT: unknown recipients counted, 421 and close at the limit")
+    func recipientErrors() {
+        let (c, cleanup) = controlsKept(text: ["me": "mx\n", "rcpthosts": "example.com\n", "recipients": "@example.com:r.cdb\n"],
+                                        cdb: ["r.cdb": [":joe@example.com"]])
+        defer { cleanup() }
+        var settings = SMTPSettings.make(Environment([("TCPREMOTEIP", "192.0.2.1"), ("CHECKRECIPIENT", ""), ("MAX_RCPT_ERRCOUNT", "2")]),
+                                         controls: c, authHostname: nil)
+        settings.extraGreeting = false
+        var s = SMTPSession(settings: settings, controls: c)
+        _ = s.greeting(); _ = s.command(Array("HELO x".utf8)); _ = s.command(Array("MAIL FROM:<a@b.org>".utf8))
+        #expect(String(decoding: s.command(Array("RCPT TO:<joe@example.com>".utf8)).reply, as: UTF8.self) == "250 ok\r\n")
+        #expect(String(decoding: s.command(Array("RCPT TO:<x@example.com>".utf8)).reply, as: UTF8.self).hasPrefix("550 sorry, a@b.org mailbox <x@example.com> is absent"))
+        let last = s.command(Array("RCPT TO:<y@example.com>".utf8))
+        #expect(String(decoding: last.reply, as: UTF8.self) == "421 too many invalid addresses, goodbye (#4.7.1)\r\n" && last.action == .close(1))
+    }
+
+    @Test("ODMR port without AUTH arguments: no service")
+    func odmr() {
+        let c = controls(text: ["me": "mx\n"])
+        var s = SMTPSession(settings: SMTPSettings.make(Environment([("TCPLOCALPORT", "366")]), controls: c, authHostname: nil), controls: c)
+        #expect(String(decoding: s.greeting().reply, as: UTF8.self).hasPrefix("421 mx SMTP service unavailable"))
+        #expect(String(decoding: s.command(Array("MAIL FROM:<a@b>".utf8)).reply, as: UTF8.self) == "502 command mail not recognized (#5.5.2)\r\n")
+    }
+
     @Test("missing me and smtpgreeting, or a bad number, is a problem the server reports")
     func problems() {
         #expect(controls(text: [:]).problem != nil)
