@@ -1,5 +1,5 @@
-// The pure pieces of the SMTP server's grammar: command lines, envelope addresses, MAIL
-// parameters and base64. Bytes in, values out; nothing here touches a file descriptor.
+// The pure pieces of the SMTP server's grammar: command lines, envelope addresses and MAIL
+// parameters. Bytes in, values out; nothing here touches a file descriptor.
 
 /// One command line as the client sent it, split at the first space.
 public struct SMTPCommandLine: Equatable, Sendable {
@@ -119,7 +119,7 @@ public struct MailParameters: Equatable, Sendable {
         var out: [UInt8] = []
         var i = 0
         while i < bytes.count {
-            if bytes[i] == 43, i + 2 < bytes.count, let hi = Base64.hexValue(bytes[i + 1]), let lo = Base64.hexValue(bytes[i + 2]) {
+            if bytes[i] == 43, i + 2 < bytes.count, let hi = hexValue(bytes[i + 1]), let lo = hexValue(bytes[i + 2]) {
                 out.append(hi << 4 | lo)
                 i += 3
             } else {
@@ -131,68 +131,11 @@ public struct MailParameters: Equatable, Sendable {
     }
 }
 
-public enum Base64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    public static func encode(_ bytes: some Collection<UInt8>) -> [UInt8] {
-        let input = Array(bytes)
-        var out: [UInt8] = []
-        out.reserveCapacity((input.count + 2) / 3 * 4)
-        var i = 0
-        while i < input.count {
-            let b0 = UInt32(input[i])
-            let b1 = i + 1 < input.count ? UInt32(input[i + 1]) : 0
-            let b2 = i + 2 < input.count ? UInt32(input[i + 2]) : 0
-            let n = b0 << 16 | b1 << 8 | b2
-            out.append(alphabet[Int(n >> 18 & 63)])
-            out.append(alphabet[Int(n >> 12 & 63)])
-            out.append(i + 1 < input.count ? alphabet[Int(n >> 6 & 63)] : 61)
-            out.append(i + 2 < input.count ? alphabet[Int(n & 63)] : 61)
-            i += 3
-        }
-        return out
-    }
-
-    private static func value(_ c: UInt8) -> UInt32? {
-        switch c {
-        case 65...90: return UInt32(c - 65)
-        case 97...122: return UInt32(c - 97 + 26)
-        case 48...57: return UInt32(c - 48 + 52)
-        case 43: return 62
-        case 47: return 63
-        default: return nil
-        }
-    }
-
-    /// Strict decoding (padding optional at the very end); nil for anything malformed.
-    public static func decode(_ text: some Collection<UInt8>) -> [UInt8]? {
-        var input = Array(text)
-        while input.last == 13 || input.last == 10 || input.last == 32 { input.removeLast() }
-        var padding = 0
-        while input.last == 61 { input.removeLast(); padding += 1 }
-        guard padding <= 2, input.count % 4 != 1 else { return nil }
-        if padding > 0 && (input.count + padding) % 4 != 0 { return nil }
-        var out: [UInt8] = []
-        var accumulator: UInt32 = 0, bits = 0
-        for c in input {
-            guard let v = value(c) else { return nil }
-            accumulator = accumulator << 6 | v
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
-                accumulator &= (1 << UInt32(bits)) - 1
-            }
-        }
-        return out
-    }
-
-    static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 48...57: return c - 48
-        case 65...70: return c - 55
-        case 97...102: return c - 87
-        default: return nil
-        }
+private func hexValue(_ c: UInt8) -> UInt8? {
+    switch c {
+    case 48...57: return c - 48
+    case 65...70: return c - 55
+    case 97...102: return c - 87
+    default: return nil
     }
 }
