@@ -343,6 +343,16 @@ struct QmailSmtpdTests {
         #expect(f.client("cipher") == ["tls TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256"])
     }
 
+    @Test("exec'd standalone from the base binary: STARTTLS still works (hand-over to indimail-tls)")
+    func startTLSExecd() throws {
+        let f = SmtpdFixture(tls: true)
+        try #require(f.certs != nil)
+        try #require(f.start(["STARTTLS": ""], exec: true) != nil)
+        let out = f.client("starttls")
+        #expect(out.contains("starttls 220") && out.contains { $0.hasPrefix("data 250 ok ") }, "\(out)")
+        #expect(f.queued.first?.message.contains(" with ESMTPS (TLSv1.") == true)
+    }
+
     @Test("STARTTLS asked for but no certificate: not offered, mail still flows")
     func startTLSWithoutCertificate() throws {
         let f = SmtpdFixture()
