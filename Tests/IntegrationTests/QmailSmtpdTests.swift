@@ -353,6 +353,22 @@ struct QmailSmtpdTests {
         #expect(f.queued.first?.message.contains(" with ESMTPS (TLSv1.") == true)
     }
 
+    @Test("under indimail-tls' tcpserver the TLS context is preloaded too: it outlives the certificate file until SIGHUP")
+    func preloadedTLS() throws {
+        let f = SmtpdFixture(tls: true)
+        let certs = try #require(f.certs)
+        let server = try #require(f.start(["STARTTLS": ""], binary: Build.indimailTLS))
+        rename(certs.server, certs.server + ".away")
+        let out = f.client("starttls")
+        #expect(out.contains("starttls 220") && out.contains { $0.hasPrefix("data 250 ok ") }, "\(out)")
+        kill(server.child.pid, SIGHUP)
+        var plain: [String] = []
+        #expect(eventually(within: 10) {
+            plain = f.client("plain")
+            return plain.contains("features 8bitmime etrn help pipelining")
+        }, "\(plain)")
+    }
+
     @Test("STARTTLS asked for but no certificate: not offered, mail still flows")
     func startTLSWithoutCertificate() throws {
         let f = SmtpdFixture()

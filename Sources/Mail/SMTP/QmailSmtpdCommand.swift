@@ -13,8 +13,24 @@ public struct QmailSmtpdCommand: PreloadingCommand {
     /// Command lines longer than this are refused even without maxcmdlen (bounded memory).
     static let hardLineLimit = 65536
 
-    public static func preload(_ context: CommandContext) -> SMTPControls {
-        SMTPControls.load(context.environment)
+    /// What tcpserver's parent reads once: the control files and, when this binary has
+    /// OpenSSL and TLS is configured, the server TLS context.
+    public struct Preloaded {
+        public var controls: SMTPControls
+        var tls: (settings: TLSSettings, context: any TLSContext)?
+    }
+
+    public static func preload(_ context: CommandContext) -> Preloaded {
+        let env = context.environment
+        let controls = SMTPControls.load(env)
+        var preloaded = Preloaded(controls: controls, tls: nil)
+        if let library = context.tls, env.contains("STARTTLS") || env.contains("SMTPS"),
+           case .success(let s) = tlsSettings(env, controls: controls),
+           let cert = s.certificateFile, access(cert, R_OK) == 0,
+           case .success(let c) = library.serverContext(s) {
+            preloaded.tls = (s, c)
+        }
+        return preloaded
     }
 
     public static func run(_ context: CommandContext) -> Int32 {
@@ -22,13 +38,13 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         return serve(context, controls: SMTPControls.load(context.environment))
     }
 
-    public static func run(_ context: CommandContext, preloaded: SMTPControls) -> Int32 {
+    public static func run(_ context: CommandContext, preloaded: Preloaded) -> Int32 {
         if let handedOver = handOverForTLS(context) { return handedOver }
         // Per-connection variables naming other files (set by tcprules) need a fresh read.
         let env = context.environment
         let renamed = ["BADMAILFROM", "BADRCPTTO", "GOODRCPTTO", "BADHELO", "RELAYCLIENTS", "BADMAILPATTERNS",
                        "BADRCPTPATTERNS", "GOODRCPTPATTERNS", "QREGEX"].contains { env.contains($0) }
-        return serve(context, controls: renamed ? SMTPControls.load(env) : preloaded)
+        return serve(context, controls: renamed ? SMTPControls.load(env) : preloaded.controls, preloadedTLS: preloaded.tls)
     }
 
     /// The static base binary has no OpenSSL: when this connection wants TLS, continue in
@@ -55,7 +71,8 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         return context.diagnostics.fatal(ExitCode.temporary, "unable to run indimail-tls: \(error)")
     }
 
-    static func serve(_ context: CommandContext, controls: SMTPControls) -> Int32 {
+    static func serve(_ context: CommandContext, controls: SMTPControls,
+                      preloadedTLS: (settings: TLSSettings, context: any TLSContext)? = nil) -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         let env = context.environment
         let args = context.arguments
@@ -79,7 +96,11 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         if let library = context.tls, env.contains("STARTTLS") || env.contains("SMTPS") {
             switch tlsSettings(env, controls: controls) {
             case .success(let s):
-                if let cert = s.certificateFile, access(cert, R_OK) == 0 {
+                // The parent's context serves when this connection asks for the same thing
+                // (certificates and settings are then re-read on SIGHUP, as the controls).
+                if let preloaded = preloadedTLS, preloaded.settings == s {
+                    tlsContext = preloaded.context
+                } else if let cert = s.certificateFile, access(cert, R_OK) == 0 {
                     switch library.serverContext(s) {
                     case .success(let c): tlsContext = c
                     case .failure(let e): log.write("TLS unavailable: \(e)")
