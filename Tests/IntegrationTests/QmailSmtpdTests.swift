@@ -179,6 +179,15 @@ final class SmtpdFixture {
         s.ehlo('client.test'); s.starttls(context=ctx)
         out('tls', s.sock.version(), s.sock.cipher()[0])
         s.quit()
+    elif what == 'term':
+        import os, signal
+        c = socket.create_connection(('127.0.0.1', port), timeout=10)
+        f = c.makefile('rb')
+        out('greeting', f.readline().decode()[:3])
+        with open('/proc/%s/task/%s/children' % (args[0], args[0])) as kids:
+            for pid in kids.read().split():
+                os.kill(int(pid), signal.SIGTERM)
+        out('reply', f.readline().decode().strip())
     elif what == 'smtps':
         s = smtplib.SMTP_SSL('127.0.0.1', port, timeout=10, context=ctx)
         s.ehlo('client.test'); out('version', s.sock.version())
@@ -626,6 +635,14 @@ struct QmailSmtpdTests {
         #expect(r.exitCode == 0, "\(r.out) \(r.err)")
         #expect(f.queued.count == messages)
         #expect(f.queued.allSatisfy { $0.envelope.hasSuffix("\0Fa@b.org\0Tu@example.com\0") })
+    }
+
+    @Test("SIGTERM while waiting for a command: 421 and exit")
+    func sigterm() throws {
+        let f = SmtpdFixture()
+        let server = try #require(f.start())
+        let out = f.client("term", [String(server.child.pid)])
+        #expect(out == ["greeting 220", "reply 421 mx.test Service not available, closing transmission channel (#4.3.2)"], "\(out)")
     }
 
     @Test("queue failure maps to the reference's 451 text")

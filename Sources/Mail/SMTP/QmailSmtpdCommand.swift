@@ -78,6 +78,9 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         let args = context.arguments
         let log = SMTPLog(remoteIP: env.nonEmpty("TCPREMOTEIP") ?? "unknown")
         let connection = SMTPConnection(timeout: Double(max(1, controls.timeout)))
+        // SIGTERM is answered between commands with 421 (see the read loop).
+        let termination = try? SignalFD(SignalSet([SIGTERM]))
+        connection.interruptFD = termination?.fd
         if let problem = controls.problem {
             log.write(problem)
             connection.send(Array("421 unable to read controls (#4.3.0)\r\n".utf8))
@@ -156,6 +159,11 @@ public struct QmailSmtpdCommand: PreloadingCommand {
                 connection.send(Array("451 Sorry, I reached a timeout reading from client (#4.4.2)\r\n".utf8))
                 connection.flush()
                 log.write("timeout reading from client")
+                return 1
+            case .terminated:
+                log.write("going down on SIGTERM")
+                connection.send(Array(session.respond("421", suffix: " Service not available, closing transmission channel (#4.3.2)").utf8))
+                connection.flush()
                 return 1
             case .failed(let why):
                 log.write("read error: \(why)")
@@ -237,6 +245,9 @@ public struct QmailSmtpdCommand: PreloadingCommand {
             case .timeout:
                 log.write("timeout reading from client")
                 connection.send(Array("451 Sorry, I reached a timeout reading from client (#4.4.2)\r\n".utf8))
+            case .terminated:
+                log.write("going down on SIGTERM")
+                connection.send(Array(session.respond("421", suffix: " Service not available, closing transmission channel (#4.3.2)").utf8))
             default:
                 log.write("connection lost during DATA")
             }

@@ -10,6 +10,8 @@ public enum SMTPReadResult: Equatable {
     case tooLong
     case endOfFile
     case timeout
+    /// The interrupt fd (SIGTERM's signalfd) became readable while waiting for the client.
+    case terminated
     case failed(String)
 }
 
@@ -17,6 +19,8 @@ public final class SMTPConnection {
     let input: Int32
     let output: Int32
     public var timeout: Double
+    /// Polled with the input while waiting; readable means stop (SIGTERM's signalfd).
+    public var interruptFD: Int32?
     public private(set) var channel: (any TLSChannel)?
     private var buffer: [UInt8]
     private var start = 0
@@ -88,6 +92,7 @@ public final class SMTPConnection {
         }
         guard flush() else { return .failed("write error") }
         if let channel {
+            if channel.pending == 0, let stop = waitForInput(channel.fd) { return stop }
             let result = buffer.withUnsafeMutableBytes { raw in
                 channel.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[end...]))
             }
@@ -99,12 +104,28 @@ public final class SMTPConnection {
         }
         let deadline = MonotonicClock.now() + timeout
         while true {
-            if !FD.waitUntil(input, events: Int16(POLLIN), deadline: deadline) { return .timeout }
+            if let stop = waitForInput(input, deadline: deadline) { return stop }
             let n = buffer.withUnsafeMutableBytes { raw in Glibc.read(input, raw.baseAddress! + end, raw.count - end) }
             if n > 0 { end += n; return nil }
             if n == 0 { return .endOfFile }
             if errno == EINTR || errno == EAGAIN { continue }
             return .failed(SystemError.describe(errno))
+        }
+    }
+
+    /// Waits until `fd` is readable: nil, or why not (timeout, interrupt).
+    private func waitForInput(_ fd: Int32, deadline: Double? = nil) -> SMTPReadResult? {
+        let until = deadline ?? MonotonicClock.now() + timeout
+        while true {
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+            if let interruptFD { fds.append(pollfd(fd: interruptFD, events: Int16(POLLIN), revents: 0)) }
+            let wait = MonotonicClock.pollTimeout(until: until)
+            if wait == 0 { return .timeout }
+            let ready = poll(&fds, nfds_t(fds.count), wait)
+            if ready < 0 && errno == EINTR { continue }
+            if ready < 0 { return .failed(SystemError.describe(errno)) }
+            if fds.count > 1 && fds[1].revents != 0 { return .terminated }
+            if fds[0].revents != 0 { return nil }
         }
     }
 
