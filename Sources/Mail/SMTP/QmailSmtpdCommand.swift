@@ -77,7 +77,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         let env = context.environment
         let args = context.arguments
         let log = SMTPLog(remoteIP: env.nonEmpty("TCPREMOTEIP") ?? "unknown")
-        let connection = SMTPConnection(timeout: Double(max(1, controls.timeout)))
+        let connection = SMTPServerConnection(timeout: Double(max(1, controls.timeout)))
         // SIGTERM is answered between commands with 421 (see the read loop).
         let termination = try? SignalFD(SignalSet([SIGTERM]))
         connection.interruptFD = termination?.fd
@@ -199,7 +199,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
     }
 
     /// Writes a step's reply (after its tarpit delay) and the session's log lines.
-    static func write(_ step: SMTPStep, _ session: inout SMTPSession, _ connection: SMTPConnection, _ log: SMTPLog) -> SMTPAction {
+    static func write(_ step: SMTPStep, _ session: inout SMTPSession, _ connection: SMTPServerConnection, _ log: SMTPLog) -> SMTPAction {
         for line in session.logLines { log.write(line) }
         session.logLines.removeAll()
         if step.delay > 0 {
@@ -216,7 +216,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
     }
 
     /// DATA: qmail-queue, "354", the message, the verdict. nil = keep serving.
-    static func receiveMessage(_ session: inout SMTPSession, _ connection: SMTPConnection, _ env: Environment, _ log: SMTPLog) -> Int32? {
+    static func receiveMessage(_ session: inout SMTPSession, _ connection: SMTPServerConnection, _ env: Environment, _ log: SMTPLog) -> Int32? {
         var queueEnv = env
         if let user = session.authenticatedUser {
             queueEnv.set("TCPREMOTEINFO", user)
@@ -329,7 +329,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
 
     /// greetdelay / GREETDELAY: wait before the banner; a negative value also drops a
     /// client that talks first.
-    static func greetDelay(_ env: Environment, controls: SMTPControls, connection: SMTPConnection) -> Bool {
+    static func greetDelay(_ env: Environment, controls: SMTPControls, connection: SMTPServerConnection) -> Bool {
         var delay = controls.greetDelay
         if let text = env["GREETDELAY"], let n = Int(text.smtpTrimmed()) { delay = n }
         guard delay != 0 else { return true }

@@ -15,7 +15,7 @@ public enum SMTPReadResult: Equatable {
     case failed(String)
 }
 
-public final class SMTPConnection {
+public final class SMTPServerConnection {
     let input: Int32
     let output: Int32
     public var timeout: Double
