@@ -6,10 +6,10 @@
 import Core
 import Glibc
 
-/// Stub qmail-remote: appends the host, sender and recipients to $E2E_OUT/remote and accepts.
+/// Stub qmail-remote (host sender qqeh size recipient...): appends the host, sender and recipients to $E2E_OUT/remote and accepts.
 let e2eRemoteStub = """
 #!/bin/sh
-host="$1"; sender="$2"; shift 3
+host="$1"; sender="$2"; shift 4
 cat > /dev/null
 for r in "$@"; do echo "$host $sender $r" >> "$E2E_OUT/remote"; printf 'r\\0K%s accepted by stub.\\0' "$r"; done
 printf 'Kall done.\\0'
@@ -41,8 +41,10 @@ final class MailWorld {
         sbin = sandbox.directory("sbin")
         chmod(sbin, 0o755)
         for name in programs { symlink(Build.indimail, Path.join(sbin, name)) }
+        // Installed as the reference installs it: setuid to the queue owner (qmailq, here nobody).
         _ = run(["/bin/cp", Build.qmailQueue, Path.join(sbin, "qmail-queue")])
-        chmod(Path.join(sbin, "qmail-queue"), 0o755)
+        chown(Path.join(sbin, "qmail-queue"), QueueTest.nobody, QueueTest.nogroup)
+        chmod(Path.join(sbin, "qmail-queue"), 0o4711)
         sandbox.write("sbin/qmail-remote", e2eRemoteStub, mode: 0o755)
         base = sandbox.directory("queue")
         chmod(base, 0o755)
