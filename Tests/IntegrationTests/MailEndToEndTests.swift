@@ -277,10 +277,15 @@ struct MailEndToEndTests {
         #expect(w.leftovers == before)
         #expect(w.terminate() == .exited(0))
         // qmail-send does not start on unreadable control files.
+        rmdir(w.sandbox.at("etc/control/defaulthost"))
         w.sandbox.directory("etc/control/concurrencylocal")
-        #expect(!w.startQueue(1) || w.log.contains("concurrencylocal"))
-        w.stop()
-        #expect(w.log.contains("concurrencylocal"), "\(w.log.suffix(600))")
+        var env = w.environment
+        env["QUEUEDIR"] = q
+        let start = run([Path.join(w.sbin, "qmail-start"), "./Maildir/"], environment: env, inheritEnvironment: false, timeout: 15)
+        #expect(start.exitCode == 111, "\(String(describing: start.status))")
+        #expect(start.out.contains("alert: qmail-send: queue1: cannot start: unable to read controls: ")
+                && start.out.contains("concurrencylocal: Is a directory"), "\(start.out)")
+        #expect(!w.sendRunning(q))
     }
 }
 
