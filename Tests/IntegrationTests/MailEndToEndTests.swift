@@ -220,7 +220,7 @@ struct MailEndToEndTests {
 
     @Test("bad input along the chain: envelope errors, huge headers, no headers, bad dot-qmail, unreadable control files")
     func badInput() throws {
-        let w = MailWorld(queues: [1], users: ["alice": nil, "blank": "\n./Maildir/\n", "empty": "&\n"])
+        let w = MailWorld(queues: [1], users: ["alice": nil, "sender": nil, "postmaster": nil, "blank": "\n./Maildir/\n", "empty": "&\n"])
         let q = w.queue(1)
         // qmail-queue itself: the envelope decides the exit code; nothing stays in the queue.
         let message = e2eMessage("env")
@@ -252,6 +252,7 @@ struct MailEndToEndTests {
         // A NUL byte in the body goes through as well.
         #expect(w.send(.inject, from: "sender@test.local", to: ["alice@test.local"], message: Array("Subject: nul\n\na\0b\n".utf8)).exitCode == 0)
         #expect(eventually(within: 20) { w.maildirCount("alice") == 3 }, "\(w.log)")
+        #expect(eventually(within: 20) { w.leftovers.isEmpty })
         let got = w.maildir("alice")
         let big = got.first { $0.id == "<huge@e2e.test>" }
         #expect(big?.raw.contains(huge) == true && big?.body == "body of huge\nsecond line\n")
@@ -260,6 +261,23 @@ struct MailEndToEndTests {
         #expect(bare.map { !$0.id.isEmpty && $0.returnPath == "<sender@test.local>" } == true, "\(bare?.raw ?? "")")
         let nul = got.first { $0.subject == "nul" }
         #expect(nul?.body == "a\u{0}b\n", "\(nul?.raw ?? "")")
+
+        // Odd but well-formed envelopes straight into qmail-queue: no recipient at all, an empty
+        // recipient, one without a domain, garbage after the final NUL. None may upset the
+        // delivery side: every daemon stays up and each message is finished.
+        let odd: [[UInt8]] = [Array("Fsender@test.local\0\0".utf8), Array("Fsender@test.local\0T\0\0".utf8),
+                              Array("Fsender@test.local\0Talice\0\0".utf8), Array("Fsender@test.local\0Talice@test.local\0\0trailing\0junk".utf8),
+                              Array("F\0T@test.local\0\0".utf8)]
+        for (i, envelope) in odd.enumerated() {
+            let r = QueueTest.inject(w.sandbox, binary: Path.join(w.sbin, "qmail-queue"), message: e2eMessage("odd\(i)"),
+                                     envelope: envelope, queue: q, environment: ["USE_FSYNC": "0"])
+            #expect(r.exitCode == 0, "odd envelope \(i): \(String(describing: r.status)) \(r.err)")
+        }
+        #expect(eventually(within: 20) { SendFixture.occurrences(of: "end msg ", in: w.log) >= 3 + odd.count }, "\(w.log)")
+        #expect(["qmail-send", "todo-proc", "qmail-lspawn", "qmail-rspawn"].allSatisfy { !w.members(named: $0).isEmpty })
+        #expect(eventually(within: 20) { w.leftovers.isEmpty }, "\(w.leftovers) \(w.log)")
+        let oddTokens = w.maildirTokens("alice").filter { $0.hasPrefix("odd") }.sorted()
+        #expect(oddTokens == ["odd2", "odd3"], "\(w.log)")
 
         // Bad dot-qmail files: temporary failures with the reason, the message kept.
         #expect(w.send(.inject, from: "sender@test.local", to: ["blank@test.local"], message: e2eMessage("dq1")).exitCode == 0)
