@@ -68,7 +68,9 @@ struct MailEndToEndTests {
         let w = MailWorld(queues: [1])
         try #require(w.startQueue(1), "\(w.log)")
         let long = String(repeating: "x", count: 3000)
-        let bodies = ["plain", "From the start of a line\n>From quoted\n.\n..dots", "no final newline", long]
+        // The last: 2 MB in lines of 1000 bytes, through every stage including qmail-remote.
+        let big = (10000..<12000).map { String($0) + String(repeating: "b", count: 994) }.joined(separator: "\n")
+        let bodies = ["plain", "From the start of a line\n>From quoted\n.\n..dots", "no final newline", long, big]
         for (i, b) in bodies.enumerated() {
             let text = "Message-ID: <mb\(i)@e2e.test>\nSubject: mbox \(i)\n\n" + b + (i == 2 ? "" : "\n")
             let via: MailWorld.Injector = i % 2 == 0 ? .inject : .sendmail
@@ -102,7 +104,7 @@ struct MailEndToEndTests {
 
     @Test("unknown user bounces to the sender's Maildir; a bounce that bounces goes to postmaster; deferrals retry on schedule")
     func bouncesAndRetries() throws {
-        let w = MailWorld(queues: [1])
+        let w = MailWorld(queues: [1], controls: ["doublebounceto": "postmaster\n"])
         try #require(w.startQueue(1), "\(w.log)")
         #expect(w.send(.inject, from: "sender@test.local", to: ["nosuch@test.local"], message: e2eMessage("b1")).exitCode == 0)
         #expect(eventually(within: 20) { w.maildirCount("sender") == 1 }, "\(w.log)")
@@ -123,6 +125,14 @@ struct MailEndToEndTests {
         #expect(double.body.contains("--- Below this line is the original bounce.\n\nReturn-Path: <>\n"))
         #expect(double.body.contains("<nosuch2@test.local>:\nSorry, no mailbox here by that name."))
         #expect(w.maildirCount("sender") == 1)
+        // doublebounceto names another mailbox after a HUP.
+        w.sandbox.write("etc/control/doublebounceto", "bob\n")
+        w.signal("qmail-send", SIGHUP)
+        #expect(eventually { w.log.contains("got HUP") })
+        #expect(w.send(.inject, from: "ghost2@test.local", to: ["nosuch3@test.local"], message: e2eMessage("b4")).exitCode == 0)
+        #expect(eventually(within: 20) { w.maildirCount("bob") == 1 }, "\(w.log)")
+        #expect(w.maildir("bob").first?.body.contains("<ghost2@test.local>:\nSorry, no mailbox here by that name.") == true)
+        #expect(w.maildirCount("postmaster") == 1)
 
         // A deferral: retried at birth + (floor(sqrt(age)) + 10)^2, kept as local/<id>'s mtime.
         #expect(w.send(.inject, from: "sender@test.local", to: ["later@test.local"], message: e2eMessage("b3")).exitCode == 0)
