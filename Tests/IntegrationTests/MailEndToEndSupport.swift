@@ -217,45 +217,47 @@ struct MailboxMessage {
     var id = "", subject = "", returnPath = "", deliveredTo = "", fromLine = "", body = "", raw = ""
 
     init?(json: String) {
-        // The tiny subset of JSON that json.dumps writes for a flat object of strings.
+        // The tiny subset of JSON that json.dumps writes for a flat object of strings,
+        // scanned as bytes (bodies run to megabytes).
         var fields: [String: String] = [:]
-        var chars = Array(json.unicodeScalars)[...]
+        let bytes = Array(json.utf8)
+        var i = 0
         func string() -> String? {
-            guard chars.first == "\"" else { return nil }
-            chars = chars.dropFirst()
-            var s = String.UnicodeScalarView()
-            while let c = chars.first {
-                chars = chars.dropFirst()
-                if c == "\"" { return String(s) }
-                if c == "\\" {
-                    guard let e = chars.first else { return nil }
-                    chars = chars.dropFirst()
-                    switch e {
-                    case "n": s.append("\n")
-                    case "t": s.append("\t")
-                    case "r": s.append("\r")
-                    case "b": s.append("\u{8}")
-                    case "f": s.append("\u{c}")
-                    case "u":
-                        guard chars.count >= 4, let v = UInt32(String(String.UnicodeScalarView(chars.prefix(4))), radix: 16)
-                        else { return nil }
-                        chars = chars.dropFirst(4)
-                        s.append(Unicode.Scalar(v) ?? "?")
-                    default: s.append(e)
-                    }
-                } else {
-                    s.append(c)
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return nil }
+            i += 1
+            var out: [UInt8] = []
+            while i < bytes.count {
+                let c = bytes[i]
+                i += 1
+                if c == UInt8(ascii: "\"") { return String(decoding: out, as: UTF8.self) }
+                guard c == UInt8(ascii: "\\") else { out.append(c); continue }
+                guard i < bytes.count else { return nil }
+                let e = bytes[i]
+                i += 1
+                switch e {
+                case UInt8(ascii: "n"): out.append(10)
+                case UInt8(ascii: "t"): out.append(9)
+                case UInt8(ascii: "r"): out.append(13)
+                case UInt8(ascii: "b"): out.append(8)
+                case UInt8(ascii: "f"): out.append(12)
+                case UInt8(ascii: "u"):
+                    guard i + 4 <= bytes.count,
+                          let v = UInt32(String(decoding: bytes[i..<(i + 4)], as: UTF8.self), radix: 16) else { return nil }
+                    i += 4
+                    out += Array(String(Unicode.Scalar(v).map(Character.init) ?? "?").utf8)
+                default: out.append(e)
                 }
             }
             return nil
         }
-        guard chars.first == "{" else { return nil }
-        chars = chars.dropFirst()
+        func skip(_ set: String) { while i < bytes.count, set.utf8.contains(bytes[i]) { i += 1 } }
+        guard bytes.first == UInt8(ascii: "{") else { return nil }
+        i = 1
         while true {
-            while chars.first == " " || chars.first == "," { chars = chars.dropFirst() }
-            if chars.first == "}" { break }
+            skip(" ,")
+            if i >= bytes.count || bytes[i] == UInt8(ascii: "}") { break }
             guard let key = string() else { return nil }
-            while chars.first == ":" || chars.first == " " { chars = chars.dropFirst() }
+            skip(": ")
             guard let value = string() else { return nil }
             fields[key] = value
         }
