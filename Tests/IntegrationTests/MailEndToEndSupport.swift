@@ -6,13 +6,19 @@
 import Core
 import Glibc
 
-/// Stub qmail-remote (host sender qqeh size recipient...): appends the host, sender and recipients to $E2E_OUT/remote and accepts.
+/// Stub qmail-remote (host sender qqeh size recipient): refuses recipients starting with
+/// `reject` for good; otherwise appends host, sender and recipient to $E2E_OUT/remote and accepts.
 let e2eRemoteStub = """
 #!/bin/sh
 host="$1"; sender="$2"; shift 4
 cat > /dev/null
-for r in "$@"; do echo "$host $sender $r" >> "$E2E_OUT/remote"; printf 'r\\0K%s accepted by stub.\\0' "$r"; done
-printf 'Kall done.\\0'
+for r in "$@"; do
+  case "$r" in
+    reject*) printf 'h192.0.2.1 does not like recipient.\\nRemote host said: 550 5.1.1 no such user\\n\\0'
+             printf 'DGiving up on 192.0.2.1.\\n\\0'; exit 0;;
+  esac
+  echo "$host $sender $r" >> "$E2E_OUT/remote"; printf 'r\\0K%s accepted by stub.\\0' "$r"
+done
 
 """
 

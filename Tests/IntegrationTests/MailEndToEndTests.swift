@@ -167,6 +167,12 @@ struct MailEndToEndTests {
         let late = w.maildir("sender").first { $0.body.contains("<later@test.local>") }
         #expect(late?.body.contains("<later@test.local>:\nbusy right now\nI'm not going to try again; this message has been in the queue too long.\n") == true,
                 "\(late?.raw ?? "")")
+        // A remote recipient refused for good: the remote side's text in the bounce.
+        #expect(w.send(.sendmail, from: "sender@test.local", to: ["reject@remote.example"], message: e2eMessage("b5")).exitCode == 0)
+        #expect(eventually(within: 20) { w.maildirCount("sender") == 3 }, "\(w.log)")
+        let refused = w.maildir("sender").first { $0.body.contains("<reject@remote.example>") }
+        #expect(refused?.body.contains("<reject@remote.example>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 no such user\n") == true,
+                "\(refused?.raw ?? "")")
         #expect(eventually(within: 20) { w.leftovers.isEmpty }, "\(w.leftovers)")
         #expect(w.terminate() == .exited(0))
     }
