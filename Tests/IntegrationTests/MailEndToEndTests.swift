@@ -177,6 +177,37 @@ struct MailEndToEndTests {
         #expect(w.terminate() == .exited(0))
     }
 
+    @Test("a dot-qmail forward passes the message on unchanged (no header rewriting); a forwarding loop bounces")
+    func forwarding() throws {
+        let w = MailWorld(queues: [1], users: ["alice": nil, "sender": nil, "postmaster": nil,
+                                               "fwd": "&alice@test.local\n", "looper": "&looper@test.local\n"])
+        try #require(w.startQueue(1), "\(w.log)")
+        // Headers qmail-inject would rewrite: a bare To: address, no Date:, no From:.
+        let text = "Message-ID: <f1@e2e.test>\nSubject: forward me\nTo: someone\nCc: other\n\nforwarded body\n"
+        // Injected by qmail-queue directly, so the message is exactly this text plus Received.
+        let r = QueueTest.inject(w.sandbox, binary: Path.join(w.sbin, "qmail-queue"), message: Array(text.utf8),
+                                 envelope: Array("Fsender@test.local\0Tfwd@test.local\0\0".utf8), queue: w.queue(1),
+                                 environment: ["USE_FSYNC": "0"])
+        #expect(r.exitCode == 0)
+        #expect(eventually(within: 20) { w.maildirCount("alice") == 1 }, "\(w.log)")
+        let got = try #require(w.maildir("alice").first)
+        #expect(got.returnPath == "<sender@test.local>", "\(got.raw)")
+        #expect(got.raw.contains("\nDelivered-To: fwd@test.local\n"), "\(got.raw)")
+        #expect(got.raw.contains("\nX-Forwarded-To: alice@test.local\nX-Forwarded-For: sender@test.local\n"), "\(got.raw)")
+        // The original header lines, untouched.
+        #expect(got.raw.contains("\nMessage-ID: <f1@e2e.test>\nSubject: forward me\nTo: someone\nCc: other\n"), "\(got.raw)")
+        #expect(!got.raw.contains("\nDate: ") && !got.raw.contains("\nFrom: "), "\(got.raw)")
+        #expect(got.body == "forwarded body\n")
+        // Forwarding to itself: the second pass sees its own Delivered-To line and bounces.
+        #expect(w.send(.inject, from: "sender@test.local", to: ["looper@test.local"], message: e2eMessage("f2")).exitCode == 0)
+        #expect(eventually(within: 20) { w.maildirCount("sender") == 1 }, "\(w.log)")
+        let bounce = w.maildir("sender").first
+        #expect(bounce?.body.contains("<looper@test.local>:\nThis message is looping: it already has my Delivered-To line. (#5.4.6)\n") == true,
+                "\(bounce?.raw ?? "")")
+        #expect(eventually(within: 20) { w.leftovers.isEmpty }, "\(w.leftovers)")
+        #expect(w.terminate() == .exited(0))
+    }
+
     @Test("kill -9 of qmail-queue, todo-proc, qmail-send, qmail-lspawn and qmail-local: every accepted message delivered")
     func crashSafety() throws {
         let count = Self.soak ? 1000 : 60
