@@ -177,6 +177,31 @@ struct MailEndToEndTests {
         #expect(w.terminate() == .exited(0))
     }
 
+    @Test("one message, many recipients (local, unknown, remote, refused): each delivered once, one bounce lists every failure")
+    func manyRecipients() throws {
+        let w = MailWorld(queues: [1])
+        try #require(w.startQueue(1), "\(w.log)")
+        let unknown = (0..<40).map { "nobody\($0)@test.local" }
+        let remote = (0..<40).map { "far\($0)@remote\($0 % 4).example" }
+        let refused = (0..<5).map { "reject\($0)@remote.example" }
+        let recipients = ["alice@test.local", "bob@test.local", "mboxer@test.local"] + unknown + remote + refused
+        let r = w.send(.inject, from: "sender@test.local", to: recipients.shuffled(), message: e2eMessage("many"))
+        #expect(r.exitCode == 0, "\(r.err)")
+        #expect(eventually(within: 30) { w.maildirCount("sender") == 1 && w.leftovers.isEmpty }, "\(w.leftovers) \(w.log.suffix(1500))")
+        #expect(w.maildirTokens("alice") == ["many"] && w.maildirTokens("bob") == ["many"])
+        #expect(w.mbox(Path.join(w.home("mboxer"), "mbox")).map(\.id) == ["<many@e2e.test>"])
+        let remoteLines = String(decoding: contents(Path.join(w.out, "remote")) ?? [], as: UTF8.self).split(separator: "\n").map(String.init).sorted()
+        let wantedRemote = remote.map { "\($0.split(separator: "@")[1]) sender@test.local \($0)" }.sorted()
+        #expect(remoteLines == wantedRemote)
+        let bounce = try #require(w.maildir("sender").first)
+        // One block per failed recipient, each exactly once, none for the delivered ones.
+        let failed = (unknown + refused).filter { SendFixture.occurrences(of: "<\($0)>:\n", in: bounce.body) != 1 }
+        #expect(failed.isEmpty, "\(failed) \(bounce.raw.prefix(3000))")
+        #expect(!bounce.body.contains("<alice@test.local>:") && !bounce.body.contains("<far0@remote0.example>:"))
+        #expect(SendFixture.occurrences(of: "Sorry, no mailbox here by that name. (#5.1.1)\n", in: bounce.body) == unknown.count)
+        #expect(w.terminate() == .exited(0))
+    }
+
     @Test("a dot-qmail forward passes the message on unchanged (no header rewriting); a forwarding loop bounces")
     func forwarding() throws {
         let w = MailWorld(queues: [1], users: ["alice": nil, "sender": nil, "postmaster": nil,
@@ -334,6 +359,12 @@ struct MailEndToEndTests {
         #expect(eventually(within: 20) { w.log.contains("deferral: Uh-oh:_line_1_of_.qmail_file_forwards_to_an_empty_address") }, "\(w.log)")
         #expect(w.maildirCount("blank") == 0 && w.maildirCount("empty") == 0)
         #expect(w.leftovers.contains { $0.contains("/info/") }, "the deferred messages stay queued")
+        // qmail-qread shows both, with their recipients still to do.
+        var qenv = w.environment
+        qenv["QUEUEDIR"] = q
+        let listing = run([Path.join(w.bin, "qmail-qread")], environment: qenv, inheritEnvironment: false)
+        #expect(listing.exitCode == 0 && SendFixture.occurrences(of: " <sender@test.local>", in: listing.out) == 2, "\(listing.out) \(listing.err)")
+        #expect(listing.out.contains("\tlocal\tblank@test.local\n") && listing.out.contains("\tlocal\tempty@test.local\n"), "\(listing.out)")
 
         // An unreadable control file: the injector fails temporarily and queues nothing.
         let before = w.leftovers
