@@ -202,6 +202,37 @@ struct MailEndToEndTests {
         #expect(w.terminate() == .exited(0))
     }
 
+    @Test("qscheduler restarts a qmail-send killed with -9 and its queue drains; TERM stops every queue")
+    func schedulerRestartsKilledSend() throws {
+        let w = MailWorld(queues: [1, 2])
+        try #require(w.startScheduler(), "\(w.log)")
+        var tokens: [String] = []
+        func inject(_ n: Int) {
+            for i in 0..<n {
+                let token = "s\(tokens.count)x\(i)"
+                if w.send(.inject, from: "sender@test.local", to: ["alice@test.local"], message: e2eMessage(token)).exitCode == 0 {
+                    tokens.append(token)
+                }
+            }
+        }
+        inject(20)
+        let before = w.members(named: "qmail-send")
+        #expect(before.count == 2)
+        let victim = try #require(before.first)
+        kill(victim, SIGKILL)
+        #expect(eventually(within: 20) {
+            let now = w.members(named: "qmail-send")
+            return now.count == 2 && !now.contains(victim)
+        }, "\(w.log.suffix(1000))")
+        #expect(w.log.contains("info: qscheduler: pid \(victim), queue "), "\(w.log.suffix(1000))")
+        inject(20)
+        #expect(tokens.count == 40)
+        #expect(eventually(within: 30) { Set(w.maildirTokens("alice")).isSuperset(of: tokens) }, "\(w.log.suffix(1500))")
+        #expect(eventually(within: 20) { w.leftovers.isEmpty }, "\(w.leftovers)")
+        #expect(w.terminate() == .exited(0), "\(w.log.suffix(800))")
+        #expect(w.queues.allSatisfy { !w.sendRunning(w.queue($0)) })
+    }
+
     @Test("a dot-qmail forward passes the message on unchanged (no header rewriting); a forwarding loop bounces")
     func forwarding() throws {
         let w = MailWorld(queues: [1], users: ["alice": nil, "sender": nil, "postmaster": nil,
