@@ -397,6 +397,20 @@ struct MailEndToEndTests {
         #expect(listing.exitCode == 0 && SendFixture.occurrences(of: " <sender@test.local>", in: listing.out) == 2, "\(listing.out) \(listing.err)")
         #expect(listing.out.contains("\tlocal\tblank@test.local\n") && listing.out.contains("\tlocal\tempty@test.local\n"), "\(listing.out)")
 
+        // users/cdb unreadable (a directory in its place): a temporary failure, the message
+        // waits; once the file is back, the next attempt delivers it.
+        let cdb = w.sandbox.at("etc/users/cdb")
+        #expect(rename(cdb, cdb + ".saved") == 0)
+        w.sandbox.directory("etc/users/cdb")
+        #expect(w.send(.inject, from: "sender@test.local", to: ["alice@test.local"], message: e2eMessage("cdb")).exitCode == 0)
+        #expect(eventually(within: 20) { w.log.contains("deferral: Trouble_reading_users/cdb_in_qmail-lspawn./") }, "\(w.log.suffix(800))")
+        #expect(!w.maildirTokens("alice").contains("cdb"))
+        rmdir(cdb)
+        #expect(rename(cdb + ".saved", cdb) == 0)
+        w.pullRetriesBack(1)
+        w.signal("qmail-send", SIGALRM)
+        #expect(eventually(within: 20) { w.maildirTokens("alice").contains("cdb") }, "\(w.log.suffix(800))")
+
         // An unreadable control file: the injector fails temporarily and queues nothing.
         let before = w.leftovers
         w.sandbox.directory("etc/control/defaulthost")
