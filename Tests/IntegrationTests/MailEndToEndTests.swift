@@ -233,6 +233,31 @@ struct MailEndToEndTests {
         #expect(w.queues.allSatisfy { !w.sendRunning(w.queue($0)) })
     }
 
+    @Test("recipients from the header (sendmail -t, qmail-inject without arguments), Bcc: dropped; VERP senders reach qmail-local")
+    func headerRecipientsAndVerp() throws {
+        let w = MailWorld(queues: [1])
+        try #require(w.startQueue(1), "\(w.log)")
+        let text = "Message-ID: <h1@e2e.test>\nSubject: header rcpts\nTo: alice@test.local\nBcc: bob@test.local\n\nbody\n"
+        let t = run([Path.join(w.bin, "sendmail"), "-t", "-f", "sender@test.local"], stdin: Array(text.utf8),
+                    environment: w.environment, inheritEnvironment: false)
+        #expect(t.exitCode == 0, "\(t.err)")
+        let text2 = "Message-ID: <h2@e2e.test>\nSubject: header rcpts 2\nCc: alice@test.local, bob@test.local\n\nbody\n"
+        let i = run([Path.join(w.bin, "qmail-inject"), "-fsender@test.local"], stdin: Array(text2.utf8),
+                    environment: w.environment, inheritEnvironment: false)
+        #expect(i.exitCode == 0, "\(i.err)")
+        // VERP: the sender is rewritten per recipient.
+        #expect(w.send(.inject, from: "list-@test.local-@[]", to: ["alice@test.local", "bob@test.local"], message: e2eMessage("v1")).exitCode == 0)
+        #expect(eventually(within: 20) { w.maildirCount("alice") == 3 && w.maildirCount("bob") == 3 && w.leftovers.isEmpty }, "\(w.log)")
+        for user in ["alice", "bob"] {
+            let got = w.maildir(user)
+            #expect(got.map(\.id).sorted() == ["<h1@e2e.test>", "<h2@e2e.test>", "<v1@e2e.test>"])
+            #expect(got.allSatisfy { !$0.raw.contains("\nBcc:") }, "\(got.map(\.raw))")
+            let verp = got.first { $0.id == "<v1@e2e.test>" }
+            #expect(verp?.returnPath == "<list-\(user)=test.local@test.local>", "\(verp?.raw ?? "")")
+        }
+        #expect(w.terminate() == .exited(0))
+    }
+
     @Test("a dot-qmail forward passes the message on unchanged (no header rewriting); a forwarding loop bounces")
     func forwarding() throws {
         let w = MailWorld(queues: [1], users: ["alice": nil, "sender": nil, "postmaster": nil,
