@@ -405,8 +405,18 @@ struct MailEndToEndTests {
         #expect(eventually(within: 20) { SendFixture.occurrences(of: "end msg ", in: w.log) >= 3 + odd.count }, "\(w.log)")
         #expect(["qmail-send", "todo-proc", "qmail-lspawn", "qmail-rspawn"].allSatisfy { !w.members(named: $0).isEmpty })
         #expect(eventually(within: 20) { w.leftovers.isEmpty }, "\(w.leftovers) \(w.log)")
+        // Control characters in addresses: the log keeps one event per line.
+        let evil = QueueTest.inject(w.sandbox, binary: Path.join(w.sbin, "qmail-queue"), message: e2eMessage("odd-evil"),
+                                    envelope: Array("Fsen\nder@test.local\0Tno\nbody\r@test.local\0Talice@test.local\0\0".utf8),
+                                    queue: q, environment: ["USE_FSYNC": "0"])
+        #expect(evil.exitCode == 0)
+        #expect(eventually(within: 20) { SendFixture.occurrences(of: "end msg ", in: w.log) >= 4 + odd.count }, "\(w.log)")
+        let known = ["new msg ", "info msg ", "starting delivery ", "delivery ", "status: ", "end msg ", "bounce msg ",
+                     "triple bounce", "double bounce", "alert: ", "warn: ", "info: "]
+        let strange = w.log.split(separator: "\n").filter { line in !known.contains { line.hasPrefix($0) } }
+        #expect(strange.isEmpty, "\(strange)")
         let oddTokens = w.maildirTokens("alice").filter { $0.hasPrefix("odd") }.sorted()
-        #expect(oddTokens == ["odd2", "odd3"], "\(w.log)")
+        #expect(oddTokens == ["odd-evil", "odd2", "odd3"], "\(w.log)")
 
         // Bad dot-qmail files: temporary failures with the reason, the message kept.
         #expect(w.send(.inject, from: "sender@test.local", to: ["blank@test.local"], message: e2eMessage("dq1")).exitCode == 0)
