@@ -51,7 +51,7 @@ final class MailWorld {
         _ = run(["/bin/cp", Build.qmailQueue, Path.join(sbin, "qmail-queue")])
         chown(Path.join(sbin, "qmail-queue"), QueueTest.nobody, QueueTest.nogroup)
         chmod(Path.join(sbin, "qmail-queue"), 0o4711)
-        sandbox.write("sbin/qmail-remote", e2eRemoteStub, mode: 0o755)
+        sandbox.write("sbin/qmail-remote", e2eRemoteStub, mode: 0o755)  // the only stand-in
         base = sandbox.directory("queue")
         chmod(base, 0o755)
         for q in queues {
@@ -69,10 +69,10 @@ final class MailWorld {
             "CONTROLDIR": "control", "ASSIGNDIR": sandbox.at("etc/users"),
             "QUEUE_BASE": base, "QUEUE_START": String(queues.first ?? 1), "QUEUE_COUNT": String(queues.count),
             "CONFSPLIT": "3", "BIGTODO": "0", "USE_FSYNC": "0",
-            "PATH": bin + ":" + sbin + ":/usr/bin:/bin", "E2E_OUT": out,
-            "QMAILQUEUE": Path.join(sbin, "qmail-queue"), "QMAILREMOTE": Path.join(sbin, "qmail-remote"),
-            "QMAILLOCAL": Path.join(sbin, "qmail-local"), "QMAILGETPW": Path.join(sbin, "qmail-getpw"),
-            "QMAILSTART": Path.join(sbin, "qmail-start"),
+            // No QMAILQUEUE, QMAILLOCAL, QMAILGETPW, QMAILSTART, ...: every real program is found as
+            // installed, under PREFIX (sbin/qmail-queue, sbin/qmail-local, ...) or along PATH.
+            // Only the stub qmail-remote is named explicitly.
+            "PATH": bin + ":" + sbin + ":/usr/bin:/bin", "E2E_OUT": out, "QMAILREMOTE": Path.join(sbin, "qmail-remote"),
         ]) { $1 }
         var assign = ""
         chmod(sandbox.directory("homes"), 0o755)
