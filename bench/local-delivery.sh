@@ -34,7 +34,13 @@ echo bench.local > "$sys/control/defaulthost"
 ourenv="SYSCONFDIR=$sys QMAILHOME=$sys QUEUEDIR=$sys/queue PREFIX=$prefix PATH=$prefix/bin:$prefix/sbin:$prefix/libexec/indimail:/usr/bin:/bin"
 env $ourenv "$prefix/sbin/queue-fix" "$sys/queue" >/dev/null
 
-count() { ls "$home/Maildir/new" 2>/dev/null | wc -l; }
+# qmail-local delivers only into an existing Maildir (postfix creates its own).
+fresh_maildir() {
+    rm -rf "$home/Maildir"
+    mkdir -p "$home/Maildir/tmp" "$home/Maildir/new" "$home/Maildir/cur"
+    chown -R benchmail "$home/Maildir"
+    chmod -R 700 "$home/Maildir"
+}
 
 # Injects N messages with SENDMAIL (a command line), returns seconds until all delivered.
 timed_run() {
@@ -45,12 +51,15 @@ body = b"Subject: bench\n\n" + b"x" * 2000 + b"\n"
 start = time.monotonic()
 for i in range(n):
     subprocess.run(cmd + ["benchmail@bench.local"], input=body, check=True)
+def delivered():
+    try: return len(os.listdir(new))
+    except FileNotFoundError: return 0
 deadline = start + 600
 while time.monotonic() < deadline:
-    if len(os.listdir(new)) >= n: break
+    if delivered() >= n: break
     time.sleep(0.005)
 else:
-    sys.exit("timed out: %d of %d delivered" % (len(os.listdir(new)), n))
+    sys.exit("timed out: %d of %d delivered" % (delivered(), n))
 print("%.3f" % (time.monotonic() - start))
 PY
 }
@@ -72,7 +81,7 @@ echo "| run | indimail (s) | postfix (s) | ratio postfix/indimail |"
 echo "|---|---|---|---|"
 i=1
 while [ $i -le "$runs" ]; do
-    rm -rf "$home/Maildir"
+    fresh_maildir
     a=$(export $ourenv; timed_run "$prefix/bin/sendmail" 2>>"$out/errors") || { echo "ours failed" >&2; cat "$out/errors" >&2; exit 1; }
     rm -rf "$home/Maildir"
     b=$(timed_run /usr/sbin/sendmail -C "$pf/etc" 2>>"$out/errors")
