@@ -123,6 +123,8 @@ struct Injection {
         guard chdir(queue) == 0 else { return QueueExit.chdir.rawValue }
         let layout = QueueLayout(directory: ".", environment: env)
         let sync = QueueSyncPolicy(environment: env)
+        // The directories too, unless USE_SYNCDIR=0 (as todo-proc and qmail-local read it).
+        let syncDirectories = sync != .none && env["USE_SYNCDIR"] != "0"
         let pid = getpid()
         let uid = getuid()
         let header = receivedHeader(pid: pid, uid: uid, time: startTime)
@@ -184,12 +186,14 @@ struct Injection {
         if sync != .none {
             let syncFile: (Int32) -> Int32 = sync == .fdatasync ? { fdatasync($0) } : { fsync($0) }
             guard syncFile(messFD) == 0, syncFile(intdFD) == 0 else { return QueueExit.fsync.rawValue }
-            // The new name in mess/ must survive too, not only the data.
+        }
+        // The new name in mess/ must survive too, not only the data.
+        if syncDirectories {
             guard syncDirectory(Path.dirname(mess)) else { return QueueExit.syncDirectory.rawValue }
         }
         let todo = layout.relativePath(.todo, id)
         guard link(intd, todo) == 0 else { return QueueExit.linkTodoIntd.rawValue }
-        if sync != .none {
+        if syncDirectories {
             // From here on the message is todo-proc's: a failure must not remove it.
             guard syncDirectory(Path.dirname(todo)) else {
                 messPath = nil; intdPath = nil
