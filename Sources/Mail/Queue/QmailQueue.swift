@@ -184,12 +184,20 @@ struct Injection {
         }
 
         if sync != .none {
-            let syncFile: (Int32) -> Int32 = sync == .fdatasync ? { fdatasync($0) } : { fsync($0) }
-            guard syncFile(messFD) == 0, syncFile(intdFD) == 0 else { return QueueExit.fsync.rawValue }
-        }
-        // The new name in mess/ must survive too, not only the data.
-        if syncDirectories {
-            guard syncDirectory(Path.dirname(mess)) else { return QueueExit.syncDirectory.rawValue }
+            // mess, intd and (the new name in) mess/ are flushed together: each flush is
+            // still waited for, but the file system may fold them into one commit.
+            let dataOnly = sync == .fdatasync
+            var requests = [ConcurrentSync.Request(messFD, dataOnly: dataOnly), ConcurrentSync.Request(intdFD, dataOnly: dataOnly)]
+            var messDirectory: Int32 = -1
+            if syncDirectories {
+                messDirectory = Glibc.open(Path.dirname(mess), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                guard messDirectory >= 0 else { return QueueExit.syncDirectory.rawValue }
+                requests.append(ConcurrentSync.Request(messDirectory))
+            }
+            let results = ConcurrentSync.flush(requests)
+            if messDirectory >= 0 { Glibc.close(messDirectory) }
+            guard results[0] == 0, results[1] == 0 else { return QueueExit.fsync.rawValue }
+            guard results.count < 3 || results[2] == 0 else { return QueueExit.syncDirectory.rawValue }
         }
         let todo = layout.relativePath(.todo, id)
         guard link(intd, todo) == 0 else { return QueueExit.linkTodoIntd.rawValue }
