@@ -33,6 +33,7 @@ public enum CommandRegistry {
         QmailRspawnCommand.self,
         QmailSendCommand.self,
         QmailShowctlCommand.self,
+        QmailSmtpdCommand.self,
         QmailStartCommand.self,
         QmailTcpokCommand.self,
         QmailTcptoCommand.self,
@@ -74,6 +75,7 @@ public enum CommandRegistry {
     public static var network: [any Command.Type] {[
         DotlsCommand.self,
         QmailRemoteCommand.self,
+        SysCheckpwdCommand.self,
         TcpclientCommand.self,
     ]}
 

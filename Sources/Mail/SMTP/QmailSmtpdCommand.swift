@@ -1,0 +1,361 @@
+// qmail-smtpd: receive mail over SMTP on fd 0/1 (under tcpserver, exec'd or in-process)
+// and hand each message to qmail-queue. Protocol decisions live in SMTPSession; this file
+// does the effects: reading, writing, TLS, the checkpassword chain, the queue.
+import Core
+import Glibc
+import UCSPI
+
+public struct QmailSmtpdCommand: PreloadingCommand {
+    public static let name = "qmail-smtpd"
+    public static let installDirectory = InstallDirectory.sbin
+    public static let summary = "receive mail via SMTP"
+    public static let version = "1.0"
+    /// Command lines longer than this are refused even without maxcmdlen (bounded memory).
+    static let hardLineLimit = 65536
+
+    /// What tcpserver's parent reads once: the control files and, when this binary has
+    /// OpenSSL and TLS is configured, the server TLS context.
+    public struct Preloaded {
+        public var controls: SMTPControls
+        var tls: (settings: TLSSettings, context: any TLSContext)?
+    }
+
+    public static func preload(_ context: CommandContext) -> Preloaded {
+        let env = context.environment
+        let controls = SMTPControls.load(env)
+        var preloaded = Preloaded(controls: controls, tls: nil)
+        if let library = context.tls, env.contains("STARTTLS") || env.contains("SMTPS"),
+           case .success(let s) = tlsSettings(env, controls: controls),
+           let cert = s.certificateFile, access(cert, R_OK) == 0,
+           case .success(let c) = library.serverContext(s) {
+            preloaded.tls = (s, c)
+        }
+        return preloaded
+    }
+
+    public static func run(_ context: CommandContext) -> Int32 {
+        if let handedOver = handOverForTLS(context) { return handedOver }
+        return serve(context, controls: SMTPControls.load(context.environment))
+    }
+
+    public static func run(_ context: CommandContext, preloaded: Preloaded) -> Int32 {
+        if let handedOver = handOverForTLS(context) { return handedOver }
+        // Per-connection variables naming other files (set by tcprules) need a fresh read.
+        let env = context.environment
+        let renamed = ["BADMAILFROM", "BADRCPTTO", "GOODRCPTTO", "BADHELO", "RELAYCLIENTS", "BADMAILPATTERNS",
+                       "BADRCPTPATTERNS", "GOODRCPTPATTERNS", "QREGEX"].contains { env.contains($0) }
+        return serve(context, controls: renamed ? SMTPControls.load(env) : preloaded.controls, preloadedTLS: preloaded.tls)
+    }
+
+    /// The static base binary has no OpenSSL: when this connection wants TLS, continue in
+    /// indimail-tls (same arguments, same fds). nil = carry on here.
+    static func handOverForTLS(_ context: CommandContext) -> Int32? {
+        let env = context.environment
+        guard context.tls == nil, !env.contains("TLS_PROVIDER"),
+              env.contains("SMTPS") || env.contains("STARTTLS") else { return nil }
+        // STARTTLS without a readable certificate would not be offered anyway: stay here.
+        if !env.contains("SMTPS") && access(certificatePath(env), R_OK) != 0 { return nil }
+        guard let me = realpath("/proc/self/exe", nil) else { return nil }
+        let path = String(cString: me)
+        free(me)
+        let tlsBinary = Path.join(Path.dirname(path), "indimail-tls")
+        guard access(tlsBinary, X_OK) == 0, Path.basename(path) != "indimail-tls" else {
+            // STARTTLS is then simply not offered; SMTPS cannot work at all.
+            if env.contains("SMTPS") {
+                return context.diagnostics.fatal(ExitCode.temporary, "SMTPS needs indimail-tls next to \(path)")
+            }
+            return nil
+        }
+        let error = Exec.replace(arguments: [Array(tlsBinary.utf8), Array(name.utf8)] + context.arguments,
+                                 environment: env)
+        return context.diagnostics.fatal(ExitCode.temporary, "unable to run indimail-tls: \(error)")
+    }
+
+    static func serve(_ context: CommandContext, controls: SMTPControls,
+                      preloadedTLS: (settings: TLSSettings, context: any TLSContext)? = nil) -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        let env = context.environment
+        let args = context.arguments
+        let log = SMTPLog(remoteIP: env.nonEmpty("TCPREMOTEIP") ?? "unknown")
+        let connection = SMTPServerConnection(timeout: Double(max(1, controls.timeout)))
+        // SIGTERM is answered between commands with 421 (see the read loop).
+        let termination = try? SignalFD(SignalSet([SIGTERM]))
+        connection.interruptFD = termination?.fd
+        if let problem = controls.problem {
+            log.write(problem)
+            connection.send(Array("421 unable to read controls (#4.3.0)\r\n".utf8))
+            connection.flush()
+            return 1
+        }
+        var settings = SMTPSettings.make(env, controls: controls,
+                                         authHostname: args.count >= 2 ? String(decoding: args[0], as: UTF8.self) : nil)
+        settings.version = version
+        settings.pid = getpid()
+        settings.now = time(nil)
+        let checkpassword = Array(args.dropFirst())
+
+        // TLS: a context only when this binary has the library and the certificate is readable.
+        var tlsContext: (any TLSContext)?
+        if let library = context.tls, env.contains("STARTTLS") || env.contains("SMTPS") {
+            switch tlsSettings(env, controls: controls) {
+            case .success(let s):
+                // The parent's context serves when this connection asks for the same thing
+                // (certificates and settings are then re-read on SIGHUP, as the controls).
+                if let preloaded = preloadedTLS, preloaded.settings == s {
+                    tlsContext = preloaded.context
+                } else if let cert = s.certificateFile, access(cert, R_OK) == 0 {
+                    switch library.serverContext(s) {
+                    case .success(let c): tlsContext = c
+                    case .failure(let e): log.write("TLS unavailable: \(e)")
+                    }
+                }
+            case .failure(let e): log.write("TLS unavailable: \(e)")
+            }
+        }
+        settings.startTLSAvailable = tlsContext != nil && env.contains("STARTTLS")
+
+        if env.contains("SMTPS") && !env.contains("TLS_PROVIDER") {
+            guard let tls = tlsContext else {
+                log.write("SMTPS: no TLS context (certificate missing or unreadable)")
+                return 1
+            }
+            switch tls.accept(input: 0, output: 1, timeout: Double(max(1, controls.timeout))) {
+            case .success(let channel):
+                connection.useTLS(channel)
+                settings.tlsActive = true
+                settings.tlsDescription = tlsDescription(channel)
+                log.write("SMTPS: \(channel.protocolVersion) \(channel.cipherName)")
+            case .failure(let e):
+                log.write("SMTPS handshake failed: \(e)")
+                return 1
+            }
+        }
+
+        if !greetDelay(env, controls: controls, connection: connection) { return 1 }
+        var session = SMTPSession(settings: settings, controls: controls)
+        if settings.senderDNSCheck {
+            // The resolver (and resolv.conf) only when a sender needs checking.
+            var resolver: DNSResolver?
+            session.senderDomainLookup = { domain in
+                if resolver == nil { resolver = DNSResolver(environment: env) }
+                return senderDomain(domain, resolver: resolver ?? DNSResolver(environment: env))
+            }
+        }
+        let lineLimit = controls.maxCommandLength > 0 ? min(controls.maxCommandLength + 2, hardLineLimit) : hardLineLimit
+        if case .close(let status) = write(session.greeting(), &session, connection, log) { return status }
+
+        while true {
+            let read = connection.readLine(limit: session.expectsAuthResponse ? hardLineLimit : lineLimit)
+            let line: [UInt8]
+            switch read {
+            case .line(let l): line = l
+            case .tooLong:
+                connection.send(Array("553 sorry, the given command is too long! (#5.5.2)\r\n".utf8))
+                log.write("command too long")
+                connection.lingeringClose()
+                return 1
+            case .endOfFile: return 0
+            case .timeout:
+                connection.send(Array("451 Sorry, I reached a timeout reading from client (#4.4.2)\r\n".utf8))
+                connection.flush()
+                log.write("timeout reading from client")
+                return 1
+            case .terminated:
+                log.write("going down on SIGTERM")
+                connection.send(Array(session.respond("421", suffix: " Service not available, closing transmission channel (#4.3.2)").utf8))
+                connection.flush()
+                return 1
+            case .failed(let why):
+                log.write("read error: \(why)")
+                return 1
+            }
+            let step = session.command(line)
+            switch write(step, &session, connection, log) {
+            case .close(let status): return status
+            case .none: continue
+            case .beginData:
+                if let status = receiveMessage(&session, connection, env, log) { return status }
+            case .startTLS:
+                connection.flush()
+                connection.discardBufferedInput()
+                guard let tls = tlsContext else { return 1 }
+                switch tls.accept(input: 0, output: 1, timeout: Double(max(1, controls.timeout))) {
+                case .success(let channel):
+                    connection.useTLS(channel)
+                    session.tlsStarted(tlsDescription(channel))
+                    log.write("STARTTLS: \(channel.protocolVersion) \(channel.cipherName)")
+                case .failure(let e):
+                    log.write("STARTTLS handshake failed: \(e)")
+                    return 1
+                }
+            case .authenticate(let request):
+                let status = checkPassword(checkpassword, request, env)
+                if status == nil || status != 0 && status != 3 {
+                    if let penalty = env.nonEmpty("PENALTY").flatMap({ Int($0) }), penalty > 0 { sleep(UInt32(min(penalty, 3600))) }
+                }
+                if case .close(let s) = write(session.authFinished(request, status: status), &session, connection, log) { return s }
+            }
+        }
+    }
+
+    /// Writes a step's reply (after its tarpit delay) and the session's log lines.
+    static func write(_ step: SMTPStep, _ session: inout SMTPSession, _ connection: SMTPServerConnection, _ log: SMTPLog) -> SMTPAction {
+        for line in session.logLines { log.write(line) }
+        session.logLines.removeAll()
+        if step.delay > 0 {
+            connection.flush()
+            sleep(UInt32(min(step.delay, 3600)))
+        }
+        if !step.reply.isEmpty { connection.send(step.reply) }
+        // A refusal that ends the session may leave client input unread: linger so the
+        // reply is not lost to a reset.
+        if case .close(let status) = step.action {
+            if status == 0 { connection.flush() } else { connection.lingeringClose() }
+        }
+        return step.action
+    }
+
+    /// DATA: qmail-queue, "354", the message, the verdict. nil = keep serving.
+    static func receiveMessage(_ session: inout SMTPSession, _ connection: SMTPServerConnection, _ env: Environment, _ log: SMTPLog) -> Int32? {
+        var queueEnv = env
+        if let user = session.authenticatedUser {
+            queueEnv.set("TCPREMOTEINFO", user)
+            queueEnv.set("AUTHINFO", user)
+        }
+        var submission: QueueSubmission
+        switch QueueSubmission.start(environment: queueEnv) {
+        case .failure(let e):
+            log.write("unable to start qmail-queue: \(e)")
+            _ = write(session.queueUnavailable(), &session, connection, log)
+            return nil
+        case .success(let s): submission = s
+        }
+        connection.send(Array("354 go ahead\r\n".utf8))
+        connection.flush()
+        let now = time(nil)
+        submission.write(session.receivedHeader(pid: getpid(), date: ReceivedHeader.date822(seconds: now)))
+        var receiver = SMTPDataReceiver(allowBareLF: session.settings.allowBareLF, databytes: session.settings.databytes)
+        let problem = connection.readMessage(&receiver) { chunk in submission.write(chunk) }
+        if let problem {
+            submission.abandon()
+            switch problem {
+            case .failed("bare LF"):
+                log.write("Bare LF received")
+                connection.send(Array("451 Sorry, I received Bare LF. (#4.6.0)\r\n".utf8))
+            case .timeout:
+                log.write("timeout reading from client")
+                connection.send(Array("451 Sorry, I reached a timeout reading from client (#4.4.2)\r\n".utf8))
+            case .terminated:
+                log.write("going down on SIGTERM")
+                connection.send(Array(session.respond("421", suffix: " Service not available, closing transmission channel (#4.3.2)").utf8))
+            default:
+                log.write("connection lost during DATA")
+            }
+            connection.lingeringClose()
+            return 1
+        }
+        let verdict: QueueVerdict?
+        if receiver.tooBig || receiver.hops >= session.settings.maxHops {
+            submission.abandon()
+            verdict = nil
+        } else {
+            verdict = submission.finish(session.envelope)
+        }
+        if case .close(let status) = write(session.dataFinished(receiver, verdict: verdict, now: time(nil)), &session, connection, log) {
+            return status
+        }
+        return nil
+    }
+
+    /// Runs the checkpassword chain with user/secret/response/method on fd 3; its exit
+    /// status, nil when it could not run or was killed.
+    static func checkPassword(_ argv: [[UInt8]], _ request: AuthRequest, _ env: Environment) -> Int32? {
+        guard !argv.isEmpty, case .success(let pipe) = FD.pipe() else { return nil }
+        var options = SpawnOptions()
+        // fd 1 is the client (maybe under TLS): the program's output goes to the log.
+        options.fileMoves = [(pipe.read, 3), (2, 1)]
+        let started = Spawn.start(argv, environment: env, options: options)
+        FD.close(pipe.read)
+        guard case .success(let pid) = started else { FD.close(pipe.write); return nil }
+        var bytes = request.checkpasswordBytes
+        _ = FD.writeAll(pipe.write, bytes)
+        for i in bytes.indices { bytes[i] = 0 }
+        FD.close(pipe.write)
+        switch Wait.for(pid) {
+        case .success(.exited(let code)): return code
+        default: return nil
+        }
+    }
+
+    /// MX records, else addresses: any answer means the domain can receive bounces.
+    static func senderDomain(_ domain: String, resolver: DNSResolver) -> SenderDomainCheck {
+        func verdict(_ error: DNSError) -> SenderDomainCheck? {
+            switch error {
+            case .temporary: return .temporaryFailure
+            case .nameNotFound, .permanent: return .missing
+            case .noData: return nil
+            }
+        }
+        switch resolver.mx(for: domain) {
+        case .success(let records) where !records.isEmpty: return .exists
+        case .success: break
+        case .failure(let e): if let v = verdict(e) { return v }
+        }
+        switch resolver.addresses(for: domain) {
+        case .success(let list): return list.isEmpty ? .missing : .exists
+        case .failure(let e): return verdict(e) ?? .missing
+        }
+    }
+
+    static func tlsDescription(_ channel: any TLSChannel) -> String {
+        "\(channel.protocolVersion) \(channel.cipherName) bits=\(channel.cipherBits)"
+    }
+
+    /// SERVERCERT (default servercert.pem) under CERTDIR.
+    static func certificatePath(_ env: Environment) -> String {
+        let certdir = TLSSetup.certificateDirectory(option: nil, environment: env)
+        return TLSSetup.underDirectory(env.nonEmpty("SERVERCERT") ?? "servercert.pem", certdir)
+    }
+
+    static func tlsSettings(_ env: Environment, controls: SMTPControls) -> Result<TLSSettings, TLSError> {
+        var options = TLSOptions()
+        options.certificate = certificatePath(env)
+        let control = ControlFiles(directory: controls.controlDirectory)
+        if access(control.path("tlsserverciphers"), R_OK) == 0 { options.cipherFile = control.path("tlsserverciphers") }
+        if case .success(let method?) = control.value("tlsservermethod") { options.method = method }
+        options.allowClientRenegotiation = env.contains("CLIENT_RENEGOTIATION")
+        return options.settings(.server, environment: env)
+    }
+
+    /// greetdelay / GREETDELAY: wait before the banner; a negative value also drops a
+    /// client that talks first.
+    static func greetDelay(_ env: Environment, controls: SMTPControls, connection: SMTPServerConnection) -> Bool {
+        var delay = controls.greetDelay
+        if let text = env["GREETDELAY"], let n = Int(text.smtpTrimmed()) { delay = n }
+        guard delay != 0 else { return true }
+        let seconds = delay < 0 ? (delay < -3600 ? 3600 : -delay) : min(delay, 3600)
+        if delay < 0 {
+            if FD.waitUntil(0, events: Int16(POLLIN), timeout: Int32(seconds * 1000)) {
+                connection.send(Array("554 SMTP protocol violation. Polite people say hello after the server greets them (#5.7.1)\r\n".utf8))
+                connection.lingeringClose()
+                return false
+            }
+        } else {
+            sleep(UInt32(seconds))
+        }
+        return true
+    }
+}
+
+/// qmail-smtpd's log lines on fd 2: `qmail-smtpd: pid N from IP text`.
+struct SMTPLog {
+    let prefix: String
+
+    init(remoteIP: String) {
+        prefix = "qmail-smtpd: pid \(getpid()) from \(remoteIP) "
+    }
+
+    func write(_ text: String) {
+        _ = FD.writeAll(2, Array((prefix + text + "\n").utf8))
+    }
+}
