@@ -220,7 +220,7 @@ final class MainJobPrefix {
         let dirs = services.flatMap { [Path.join(job.serviceDirectory, $0), Path.join(job.serviceDirectory, $0 + "/log")] }
         let svstat = job.client("exec svstat " + dirs.map { "'\($0)'" }.joined(separator: " "))
         let statLines = svstat.out.split(separator: "\n")
-        #expect(statLines.count == dirs.count && statLines.allSatisfy { $0.contains(": up (pid ") }, "\(svstat.out)\(svstat.err)")
+        #expect(statLines.count == dirs.count && statLines.allSatisfy { $0.contains(": up ") && $0.contains(" pid ") }, "\(svstat.out)\(svstat.err)")
         let svps = job.client("exec svps -a")
         for s in services {
             #expect(svps.out.split(separator: "\n").contains { $0.contains("/\(s) ") && $0.contains(" up ") }, "\(s): \(svps.out)\(svps.err)")
