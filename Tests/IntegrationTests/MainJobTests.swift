@@ -253,6 +253,38 @@ final class MainJobPrefix {
         #expect(left.isEmpty, "left behind: \(left)")
     }
 
+    /// The same command run by an ordinary user (nobody): no step needs root, the services
+    /// run as that user, and mail still reaches the Maildir.
+    @Test func startRunsUnprivileged() throws {
+        try #require(getuid() == 0 && peer("/usr/bin/setpriv") != nil && peer("/usr/bin/python3") != nil
+                     && peer("/usr/bin/openssl") != nil)
+        let box = Sandbox()
+        let job = MainJobPrefix(box: box)
+        _ = box.directory("prefix")
+        #expect(run(["/bin/chown", "65534:65534", job.prefix]).exitCode == 0)
+        let sv = SvscanUnderTest(box: box)
+        defer { sv.stop() }
+        let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        sv.start(environment: ["PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": job.prefix],
+                 command: asNobody + job.startArguments(noRun: false))
+        #expect(waitForListener(job.smtp, within: 60) && waitForListener(job.submission, within: 30), "\(sv.stdout)\(sv.stderr)")
+        let smtp = python(box, "smtp.py", Self.smtpClient, ["smtp", String(job.smtp)])
+        #expect(smtp.out == "smtp sent\n", "\(smtp.out)\(smtp.err)")
+        let sendmail = run(asNobody + ["/bin/sh", "-c", ". \"$0\" && exec sendmail -f n@localhost demo@localhost", job.envFile],
+                           stdin: Array("Subject: via sendmail\n\nfrom nobody\n".utf8))
+        #expect(sendmail.exitCode == 0, "\(sendmail.err)")
+        #expect(eventually(within: 30) { job.delivered().count == 2 }, "\(job.delivered().count)")
+        let mail = job.delivered()
+        #expect(mail.contains { $0.contains("Subject: via sendmail") && $0.contains("Delivered-To: demo@localhost") })
+        // Every process of the tree runs as nobody.
+        let svscan = try #require(sv.children(of: sv.pid, matching: "sbin/svscan").first)
+        #expect(QueueTest.owner("/proc/\(svscan)")?.0 == 65534)
+        sv.signal(SIGTERM)
+        #expect(sv.waitExit(30) == .exited(0), "\(sv.stderr)")
+        let left = job.leftovers(sv)
+        #expect(left.isEmpty, "left behind: \(left)")
+    }
+
     @Test func svscanAsPID1StopsTheGeneratedTree() throws {
         let unshare = "/usr/bin/unshare"
         try #require(peer(unshare) != nil && peer("/usr/bin/openssl") != nil, "util-linux unshare / openssl missing")
