@@ -157,20 +157,21 @@ let sampleMessage = "From: Alice <alice@sender.net>\nSubject: hello\n\nFrom the 
         #expect(r.err == "Aack, child [kill -9 $$] crashed. (#4.3.0)\n")
     }
 
-    /// A stub injector that records its argv and stdin in the home directory.
+    /// A stub qmail-queue (QMAILQUEUE) that records the message (fd 0) and the envelope
+    /// (fd 1) in the home directory.
     func injector(_ h: LocalHome, exit code: Int32 = 0) -> String {
-        h.box.write("inject", "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$HOME/inject.argv\"\ncat > \"$HOME/inject.stdin\"\nexit \(code)\n",
+        h.box.write("inject", "#!/bin/sh\ncat > \"$HOME/inject.stdin\"\ncat <&1 > \"$HOME/inject.envelope\"\nexit \(code)\n",
                     mode: 0o755)
     }
 
     @Test func forwardsGoToTheInjectorOnce() throws {
         let h = LocalHome()
         h.dotQmail("&bob@example.net\ncarol@example.com\n|echo prog\n")
-        let r = h.deliver(sampleMessage, qqeh: "X-QQ: 1\n", environment: ["QMAILINJECT": injector(h)])
+        let r = h.deliver(sampleMessage, qqeh: "X-QQ: 1\n", environment: ["QMAILQUEUE": injector(h)])
         #expect(r.exitCode == 0, "\(r.err)")
         let lines = r.out.split(separator: "\n")
         #expect(lines.count == 3 && lines[0] == "prog" && lines[1] == "did 0+2+1" && lines[2].hasPrefix("qp "))
-        #expect(h.read("inject.argv") == "-a\n-f\nalice@sender.net\n--\nbob@example.net\ncarol@example.com\n")
+        #expect(h.read("inject.envelope") == "Falice@sender.net\0Tbob@example.net\0Tcarol@example.com\0\0")
         #expect(h.read("inject.stdin") == "Delivered-To: joe@example.org\nX-Forwarded-To: bob@example.net\n"
                 + "X-Forwarded-To: carol@example.com\nX-Forwarded-For: alice@sender.net\nX-QQ: 1\n" + sampleMessage)
     }
@@ -180,37 +181,38 @@ let sampleMessage = "From: Alice <alice@sender.net>\nSubject: hello\n\nFrom the 
         h.dotQmail(".qmail-list", "&bob@example.net\n")
         h.dotQmail(".qmail-list-owner", "&owner@example.net\n")
         let stub = injector(h)
-        #expect(h.deliver(sampleMessage, local: "joe-list", dash: "-", ext: "list", environment: ["QMAILINJECT": stub]).exitCode == 0)
-        #expect(h.read("inject.argv")?.contains("-f\njoe-list-owner@example.org\n") == true)
+        #expect(h.deliver(sampleMessage, local: "joe-list", dash: "-", ext: "list", environment: ["QMAILQUEUE": stub]).exitCode == 0)
+        #expect(h.read("inject.envelope")?.hasPrefix("Fjoe-list-owner@example.org\0") == true)
         h.dotQmail(".qmail-list-owner-default", "&owner@example.net\n")
-        #expect(h.deliver(sampleMessage, local: "joe-list", dash: "-", ext: "list", environment: ["QMAILINJECT": stub]).exitCode == 0)
-        #expect(h.read("inject.argv")?.contains("-f\njoe-list-owner-@example.org-@[]\n") == true)
+        #expect(h.deliver(sampleMessage, local: "joe-list", dash: "-", ext: "list", environment: ["QMAILQUEUE": stub]).exitCode == 0)
+        #expect(h.read("inject.envelope")?.hasPrefix("Fjoe-list-owner-@example.org-@[]\0") == true)
         // Bounces keep their empty sender.
         #expect(h.deliver(sampleMessage, local: "joe-list", dash: "-", ext: "list", sender: "",
-                          environment: ["QMAILINJECT": stub]).exitCode == 0)
-        #expect(h.read("inject.argv")?.hasPrefix("-a\n-f\n\n--\n") == true)
+                          environment: ["QMAILQUEUE": stub]).exitCode == 0)
+        #expect(h.read("inject.envelope")?.hasPrefix("F\0T") == true)
     }
 
     @Test func injectorFailures() {
-        for (code, expected) in [(Int32(100), Int32(100)), (111, 111), (3, 111)] {
+        // qmail-queue's exit codes: 11-40 permanent, the rest temporary.
+        for (code, expected) in [(Int32(31), Int32(100)), (11, 100), (111, 111), (53, 111), (3, 111)] {
             let h = LocalHome()
             h.dotQmail("bob@example.net\n")
-            let r = h.deliver(sampleMessage, environment: ["QMAILINJECT": injector(h, exit: code)])
+            let r = h.deliver(sampleMessage, environment: ["QMAILQUEUE": injector(h, exit: code)])
             #expect(r.exitCode == expected)
             #expect(r.err.hasPrefix("Unable to forward message: "))
         }
         let h = LocalHome()
         h.dotQmail("bob@example.net\n")
-        let r = h.deliver(sampleMessage, environment: ["QMAILINJECT": h.box.at("no-such-injector")])
+        let r = h.deliver(sampleMessage, environment: ["QMAILQUEUE": h.box.at("no-such-injector")])
         #expect(r.exitCode == 111)
     }
 
     @Test func stopAt99StillForwardsEarlierAddresses() {
         let h = LocalHome()
         h.dotQmail("bob@example.net\n|exit 99\ncarol@example.com\n./mbox\n")
-        let r = h.deliver(sampleMessage, environment: ["QMAILINJECT": injector(h)])
+        let r = h.deliver(sampleMessage, environment: ["QMAILQUEUE": injector(h)])
         #expect(r.exitCode == 0)
-        #expect(h.read("inject.argv") == "-a\n-f\nalice@sender.net\n--\nbob@example.net\n")
+        #expect(h.read("inject.envelope") == "Falice@sender.net\0Tbob@example.net\0\0")
         #expect(h.read("mbox") == nil)
     }
 

@@ -11,7 +11,7 @@ import Glibc
 /// envheader fields to `<rcpt>.fields`, and a line to `$STANDIN_DIR/deliveries`.
 let sendStandInSpawner = #"""
 #!/usr/bin/python3
-import os, random, signal, sys, time
+import fcntl, os, random, signal, sys, time
 os.umask(0)
 # STANDIN_FORK: each delivery in its own child with a random pause, so reports come back
 # out of order and several slots are busy at once.
@@ -54,8 +54,18 @@ while True:
         else:
             with open(os.path.join(queue, "mess", mess.decode()), "rb") as f:
                 body = f.read()
-            with open(os.path.join(out, rcpt.decode()), "ab") as f:
-                f.write(b"From <" + sender + b">\n" + body)
+            # Appended through a rename, so a reader never sees a half-written delivery.
+            target = os.path.join(out, rcpt.decode())
+            lock = open(os.path.join(out, ".lock"), "ab")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                with open(target, "rb") as f: before = f.read()
+            except FileNotFoundError:
+                before = b""
+            with open(target + ".tmp", "wb") as f:
+                f.write(before + b"From <" + sender + b">\n" + body)
+            os.rename(target + ".tmp", target)
+            lock.close()
             with open(os.path.join(out, rcpt.decode() + ".fields"), "wb") as f:
                 f.write(b"qqeh=" + qqeh + b"\nenvh=" + envh + b"\n")
             with open(os.path.join(out, "deliveries"), "ab") as f:

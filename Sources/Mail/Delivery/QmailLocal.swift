@@ -422,50 +422,39 @@ struct LocalSession {
         }
     }
 
-    /// Hands every forward address to one injector run: DTLINE, an X-Forwarded-To line per
-    /// address, X-Forwarded-For, the queue's extra headers, then the message.
+    /// Hands every forward address to one queue submission (qmail-queue, or QMAILQUEUE), as
+    /// the reference does: DTLINE, an X-Forwarded-To line per address, X-Forwarded-For, the
+    /// queue's extra headers, then the message, unchanged; the envelope names the new sender.
     mutating func forward(_ recipients: [[UInt8]]) throws(LocalExit) {
         guard message.rewind() else { throw .temporary("Unable to rewind message. (#4.3.0)") }
-        let injector = env.nonEmpty("QMAILINJECT") ?? "qmail-inject"
-        var argv: [[UInt8]] = [Array(injector.utf8), Array("-a".utf8), Array("-f".utf8), newSender, Array("--".utf8)]
-        argv += recipients
         var childEnv = env
         childEnv.set("QQEH", r.qqeh)
-        guard case .success(let pipe) = FD.pipe() else { throw .temporary("Unable to fork: \(SystemError.describe(errno)). (#4.3.0)") }
-        var options = SpawnOptions()
-        options.fileMoves = [(pipe.read, 0)]
-        let pid: pid_t
-        switch Spawn.start(argv, environment: childEnv, options: options) {
-        case .success(let p): pid = p
-        case .failure(let e):
-            FD.close(pipe.read); FD.close(pipe.write)
-            throw .temporary("Unable to forward message: unable to run \(injector): \(e.reason). (#4.3.0)")
+        var submission: QueueSubmission
+        switch QueueSubmission.start(environment: childEnv) {
+        case .success(let s): submission = s
+        case .failure(let e): throw .temporary("Unable to fork: \(e.reason). (#4.3.0)")
         }
-        FD.close(pipe.read)
-        forwardPID = pid
+        forwardPID = submission.pid
         var head = r.dtline
         for address in recipients { head += Array("X-Forwarded-To: ".utf8) + address + [10] }
         head += Array("X-Forwarded-For: ".utf8) + newSender + [10] + r.qqeh
-        var writeFailed = FD.writeAll(pipe.write, head).isFailure
+        submission.write(head)
         var readError: SystemError? = nil
-        if !writeFailed {
-            if case .failure(let e) = message.forEachChunk({ chunk in
-                if FD.writeAll(pipe.write, chunk).isFailure { writeFailed = true; return false }
-                return true
-            }) { readError = e }
+        if case .failure(let e) = message.forEachChunk({ chunk in
+            submission.write(chunk)
+            return true
+        }) { readError = e }
+        if let readError {
+            // A truncated message must not be queued.
+            submission.abandon()
+            throw .temporary("Unable to read message: \(readError.reason). (#4.3.0)")
         }
-        FD.close(pipe.write)
-        let status = Wait.for(pid)
-        if let readError { throw .temporary("Unable to read message: \(readError.reason). (#4.3.0)") }
-        switch status {
-        case .success(.exited(0)) where !writeFailed: return
-        case .success(.exited(100)):
-            throw .permanent("Unable to forward message: \(injector) refused the message (#5.3.0).")
-        case .success(let s):
-            throw .temporary("Unable to forward message: \(injector) \(s) (#4.3.0).")
-        case .failure(let e):
-            throw .temporary("Unable to forward message: \(e.description) (#4.3.0).")
-        }
+        let verdict = submission.finish(Envelope(sender: newSender, recipients: recipients))
+        if case .accepted = verdict { return }
+        let text = verdict.replyText
+        let reason = String(text.dropFirst())
+        if text.hasPrefix("D") { throw .permanent("Unable to forward message: \(reason).") }
+        throw .temporary("Unable to forward message: \(reason).")
     }
 }
 

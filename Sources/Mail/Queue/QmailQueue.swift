@@ -123,6 +123,8 @@ struct Injection {
         guard chdir(queue) == 0 else { return QueueExit.chdir.rawValue }
         let layout = QueueLayout(directory: ".", environment: env)
         let sync = QueueSyncPolicy(environment: env)
+        // The directories too, unless USE_SYNCDIR=0 (as todo-proc and qmail-local read it).
+        let syncDirectories = sync != .none && env["USE_SYNCDIR"] != "0"
         let pid = getpid()
         let uid = getuid()
         let header = receivedHeader(pid: pid, uid: uid, time: startTime)
@@ -182,14 +184,24 @@ struct Injection {
         }
 
         if sync != .none {
-            let syncFile: (Int32) -> Int32 = sync == .fdatasync ? { fdatasync($0) } : { fsync($0) }
-            guard syncFile(messFD) == 0, syncFile(intdFD) == 0 else { return QueueExit.fsync.rawValue }
-            // The new name in mess/ must survive too, not only the data.
-            guard syncDirectory(Path.dirname(mess)) else { return QueueExit.syncDirectory.rawValue }
+            // mess, intd and (the new name in) mess/ are flushed together: each flush is
+            // still waited for, but the file system may fold them into one commit.
+            let dataOnly = sync == .fdatasync
+            var requests = [ConcurrentSync.Request(messFD, dataOnly: dataOnly), ConcurrentSync.Request(intdFD, dataOnly: dataOnly)]
+            var messDirectory: Int32 = -1
+            if syncDirectories {
+                messDirectory = Glibc.open(Path.dirname(mess), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                guard messDirectory >= 0 else { return QueueExit.syncDirectory.rawValue }
+                requests.append(ConcurrentSync.Request(messDirectory))
+            }
+            let results = ConcurrentSync.flush(requests)
+            if messDirectory >= 0 { Glibc.close(messDirectory) }
+            guard results[0] == 0, results[1] == 0 else { return QueueExit.fsync.rawValue }
+            guard results.count < 3 || results[2] == 0 else { return QueueExit.syncDirectory.rawValue }
         }
         let todo = layout.relativePath(.todo, id)
         guard link(intd, todo) == 0 else { return QueueExit.linkTodoIntd.rawValue }
-        if sync != .none {
+        if syncDirectories {
             // From here on the message is todo-proc's: a failure must not remove it.
             guard syncDirectory(Path.dirname(todo)) else {
                 messPath = nil; intdPath = nil

@@ -13,14 +13,6 @@ struct SyncSettings {
         policy = QueueSyncPolicy(environment: env)
         syncDirectories = env["USE_SYNCDIR"] != "0"
     }
-
-    func sync(_ fd: Int32) -> Bool {
-        switch policy {
-        case .none: return true
-        case .fsync: return fsync(fd) == 0
-        case .fdatasync: return fdatasync(fd) == 0
-        }
-    }
 }
 
 /// The control files conf-fsync, conf-fdatasync and conf-syncdir, when present, decide
@@ -336,15 +328,32 @@ struct TodoProcessor {
                 return .failed
             }
         }
-        guard write(infoPath, info) else { return .failed }
+        // Written first, then flushed together (files and the directories holding their
+        // names): every flush is still waited for before todo goes.
+        var written: [(path: String, fd: Int32)] = []
+        func discard() {
+            for file in written {
+                close(file.fd)
+                unlink(file.path)
+            }
+        }
+        guard let infoFD = create(infoPath, info) else { return .failed }
+        written.append((infoPath, infoFD))
         var has = [false, false]
         for c in DeliveryChannel.allCases where !channels[c.rawValue].isEmpty {
-            guard write(layout.relativePath(c.area, id), channels[c.rawValue]) else {
-                unlink(infoPath)
+            let path = layout.relativePath(c.area, id)
+            guard let fd = create(path, channels[c.rawValue]) else {
+                discard()
                 return .failed
             }
+            written.append((path, fd))
             has[c.rawValue] = true
         }
+        guard flush(written) else {
+            discard()
+            return .failed
+        }
+        for file in written { close(file.fd) }
         // The files are safe: todo and intd may go.
         let request = Array(todoPath.utf8) + [0]
         guard case .success = FD.writeAll(TodoProcCommand.toClean, request) else { return .lostClean }
@@ -370,27 +379,50 @@ struct TodoProcessor {
         return n
     }
 
-    /// Creates `path` exclusively with `bytes`, synced as configured.
-    func write(_ path: String, _ bytes: [UInt8]) -> Bool {
+    /// Creates `path` exclusively with `bytes`; the open descriptor, nil (after a warning,
+    /// nothing left behind) on failure.
+    func create(_ path: String, _ bytes: [UInt8]) -> Int32? {
         let fd: Int32
         switch FD.openExclusive(path, mode: 0o600) {
         case .failure(let e):
             warn("unable to create \(path): \(e.reason)")
-            return false
+            return nil
         case .success(let f): fd = f
         }
-        defer { close(fd) }
         if case .failure(let e) = FD.writeAll(fd, bytes) {
             warn("trouble writing to \(path): \(e.reason)")
+            close(fd)
             unlink(path)
+            return nil
+        }
+        return fd
+    }
+
+    /// Syncs the written files as configured, and the directories holding them, all at
+    /// once. False (after a warning) when a file could not be synced; a directory that
+    /// cannot be synced is not fatal.
+    func flush(_ written: [(path: String, fd: Int32)]) -> Bool {
+        let dataOnly: Bool
+        switch sync.policy {
+        case .none: return true
+        case .fsync: dataOnly = false
+        case .fdatasync: dataOnly = true
+        }
+        var requests = written.map { ConcurrentSync.Request($0.fd, dataOnly: dataOnly) }
+        var directories: [Int32] = []
+        if sync.syncDirectories {
+            for file in written {
+                let fd = open(Path.dirname(file.path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                if fd >= 0 { directories.append(fd) }
+            }
+            requests += directories.map { ConcurrentSync.Request($0) }
+        }
+        let results = ConcurrentSync.flush(requests)
+        for fd in directories { close(fd) }
+        for (file, result) in zip(written, results) where result != 0 {
+            warn("trouble fsyncing \(file.path): \(SystemError.describe(result))")
             return false
         }
-        if !sync.sync(fd) {
-            warn("trouble fsyncing \(path): \(SystemError.describe(errno))")
-            unlink(path)
-            return false
-        }
-        if sync.syncDirectories && sync.policy != .none { Path.syncDirectory(containing: path) }
         return true
     }
 }
