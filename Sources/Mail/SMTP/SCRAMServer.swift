@@ -143,6 +143,9 @@ public struct SCRAMSetup {
     /// "tls-exporter" under TLS 1.3, "tls-unique" before.
     public var bindingType = "tls-unique"
     public var randomBytes: (Int) -> [UInt8]
+    /// The server's half of the nonce (printable, no comma); 18 random bytes in base64
+    /// unless a test fixes it.
+    public var serverNonce: (() -> [UInt8])?
 
     public init(digests: any TLSDigests.Type, credentials: SCRAMCredentialStore,
                 randomBytes: @escaping (Int) -> [UInt8] = SCRAMSetup.systemRandom) {
@@ -218,7 +221,11 @@ public struct SCRAMExchange {
         }
         user = name
         let random = setup.randomBytes(18)
-        nonce = clientNonce + Base64.encode(random)
+        let serverPart = setup.serverNonce?() ?? Base64.encode(random)
+        guard !serverPart.isEmpty, serverPart.allSatisfy({ $0 > 32 && $0 < 127 && $0 != comma }) else {
+            return .failure(.refused("bad server nonce"))
+        }
+        nonce = clientNonce + serverPart
         // An unknown user gets a made-up salt and fails at the proof, as a known one with a
         // wrong password does: the exchange does not tell which users exist.
         let found = setup.credentials.lookup(name, algorithm)

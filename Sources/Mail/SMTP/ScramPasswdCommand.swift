@@ -6,7 +6,7 @@ import Glibc
 
 public struct ScramPasswdCommand: Command {
     public static let name = "scram-passwd"
-    public static let installDirectory = InstallDirectory.bin
+    public static let installDirectory = InstallDirectory.sbin
     public static let summary = "maintain qmail-smtpd's SCRAM credential file"
     static let synopsis = "scram-passwd [-f file] [-i iterations] [-m SCRAM-SHA-1|SCRAM-SHA-256] [-d] user"
 
