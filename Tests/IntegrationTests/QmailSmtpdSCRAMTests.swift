@@ -115,6 +115,21 @@ import Testing
         #expect(disabled.first?.hasSuffix("CRAM-RIPEMD SCRAM-SHA-256") == true && disabled.dropFirst() == ["auth 504"], "\(disabled)")
     }
 
+    @Test("a cdb credential file named by SCRAM_USERS: scram-passwd updates it, qmail-smtpd looks users up in it")
+    func cdbFile() throws {
+        let f = SmtpdFixture(tls: true)
+        let cdb = f.box.at("scram.cdb")
+        for (user, password) in [("joe", "secret"), ("ann", "pw"), ("old", "x")] {
+            let r = run([Build.indimailTLS, "scram-passwd", "-f", cdb, user], stdin: Array((password + "\n").utf8))
+            #expect(r.exitCode == 0, "\(r.err)")
+        }
+        #expect(run([Build.indimailTLS, "scram-passwd", "-f", cdb, "-d", "old"]).exitCode == 0)
+        try #require(f.start(["SCRAM_USERS": cdb], arguments: ["mx.test", f.checkpassword, "/bin/false"]) != nil)
+        #expect(python(f, ["SCRAM-SHA-256", "joe", "secret"]).dropFirst() == ["verified True", "auth 235", "relay 250", "data 250"])
+        #expect(python(f, ["SCRAM-SHA-1", "ann", "pw"]).dropFirst() == ["verified True", "auth 235", "relay 250", "data 250"])
+        #expect(python(f, ["SCRAM-SHA-1", "old", "x"]).dropFirst() == ["auth 535"])
+    }
+
     @Test("SCRAM-SHA-256-PLUS over STARTTLS (TLS 1.2, tls-unique) from Python; a forged binding fails")
     func pythonPlus() throws {
         let f = try #require(Self.fixture(controls: ["tlsservermethod": "TLSv1_2\n"]))

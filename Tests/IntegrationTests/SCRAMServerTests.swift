@@ -44,7 +44,7 @@ func scramClientFinal(_ algorithm: SCRAMAlgorithm, password: String, clientFirst
     }
 
     static func setup(_ store: SCRAMCredentialStore, serverNonce: String? = nil, binding: [UInt8]? = nil) -> SCRAMSetup {
-        var setup = SCRAMSetup(digests: OpenSSLLibrary.self, credentials: store)
+        var setup = SCRAMSetup(digests: OpenSSLLibrary.self, credentials: .table(store))
         if let serverNonce { setup.serverNonce = { b(serverNonce) } }
         setup.channelBinding = binding
         return setup

@@ -324,18 +324,13 @@ public struct QmailSmtpdCommand: PreloadingCommand {
     static func scramSetup(_ context: CommandContext, controls: SMTPControls, log: SMTPLog) -> SCRAMSetup? {
         guard let digests = context.tls as? any TLSDigests.Type else { return nil }
         let path = SCRAMCredentialStore.path(context.environment, controlDirectory: controls.controlDirectory)
-        switch FD.readFile(path) {
+        switch SCRAMCredentialSource.load(path) {
         case .failure(let e):
-            if e.errno != ENOENT { log.write("SCRAM disabled: unable to read \(path): \(e)") }
+            log.write("SCRAM disabled: \(e)")
             return nil
-        case .success(let bytes):
-            switch SCRAMCredentialStore.parse(bytes) {
-            case .failure(let e):
-                log.write("SCRAM disabled: \(path): \(e)")
-                return nil
-            case .success(let store):
-                return store.isEmpty ? nil : SCRAMSetup(digests: digests, credentials: store)
-            }
+        case .success(let source):
+            guard let source, !source.isEmpty else { return nil }
+            return SCRAMSetup(digests: digests, credentials: source)
         }
     }
 

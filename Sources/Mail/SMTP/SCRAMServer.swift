@@ -5,6 +5,7 @@
 // keyed by global properties, and our own code can be driven by RFC test vectors without
 // a socket. No I/O here.
 import Core
+import Glibc
 
 public enum SCRAMAlgorithm: String, CaseIterable, Sendable {
     case sha1 = "SCRAM-SHA-1"
@@ -97,34 +98,105 @@ public struct SCRAMCredentialStore: Equatable, Sendable {
             if line.isEmpty || line.first == UInt8(ascii: "#") { continue }
             let fields = line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
             guard fields.count >= 6 else { return .failure(SCRAMFileError("line \(number): expected 6 fields")) }
-            let tail = fields.suffix(5).map { Array($0) }
             let user = Array(line[..<(fields[fields.count - 5].startIndex - 1)])
-            guard !user.isEmpty,
-                  let algorithm = SCRAMAlgorithm(rawValue: String(decoding: tail[0], as: UTF8.self)),
-                  let iterations = Int(String(decoding: tail[1], as: UTF8.self)), iterations > 0, iterations <= 10_000_000,
-                  let salt = Base64.decode(tail[2]), !salt.isEmpty,
-                  let stored = Base64.decode(tail[3]), stored.count == algorithm.keyLength,
-                  let server = Base64.decode(tail[4]), server.count == algorithm.keyLength else {
+            guard !user.isEmpty, let credential = entry(Array(line[fields[fields.count - 5].startIndex...])) else {
                 return .failure(SCRAMFileError("line \(number): malformed entry"))
             }
-            store.set(user, SCRAMCredential(algorithm: algorithm, iterations: iterations, salt: salt,
-                                            storedKey: stored, serverKey: server))
+            store.set(user, credential)
         }
         return .success(store)
     }
 
+    /// `mechanism:iterations:salt:StoredKey:ServerKey`, a line without its user (and a
+    /// cdb record's value).
+    public static func entry(_ bytes: [UInt8]) -> SCRAMCredential? {
+        let tail = bytes.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false).map { Array($0) }
+        guard tail.count == 5,
+              let algorithm = SCRAMAlgorithm(rawValue: String(decoding: tail[0], as: UTF8.self)),
+              let iterations = Int(String(decoding: tail[1], as: UTF8.self)), iterations > 0, iterations <= 10_000_000,
+              let salt = Base64.decode(tail[2]), !salt.isEmpty,
+              let stored = Base64.decode(tail[3]), stored.count == algorithm.keyLength,
+              let server = Base64.decode(tail[4]), server.count == algorithm.keyLength else { return nil }
+        return SCRAMCredential(algorithm: algorithm, iterations: iterations, salt: salt, storedKey: stored, serverKey: server)
+    }
+
+    static func value(_ c: SCRAMCredential) -> [UInt8] {
+        Array("\(c.algorithm.rawValue):\(c.iterations):".utf8)
+            + Base64.encode(c.salt) + [58] + Base64.encode(c.storedKey) + [58] + Base64.encode(c.serverKey)
+    }
+
     public func render() -> [UInt8] {
         var out: [UInt8] = []
-        for (user, c) in entries {
-            out += user + Array(":\(c.algorithm.rawValue):\(c.iterations):".utf8)
-            out += Base64.encode(c.salt) + [58] + Base64.encode(c.storedKey) + [58] + Base64.encode(c.serverKey) + [10]
-        }
+        for (user, c) in entries { out += user + [58] + Self.value(c) + [10] }
         return out
+    }
+
+    /// Every record of a cdb (key user, value one entry per mechanism).
+    public static func records(_ cdb: CDB) -> Result<SCRAMCredentialStore, SCRAMFileError> {
+        var store = SCRAMCredentialStore()
+        var bad = false
+        let walked = cdb.forEachRecord { key, value in
+            guard !key.isEmpty, let c = entry(Array(value)) else { bad = true; return false }
+            store.set(Array(key), c)
+            return true
+        }
+        if case .failure(let e) = walked { return .failure(SCRAMFileError("\(e)")) }
+        return bad ? .failure(SCRAMFileError("malformed cdb record")) : .success(store)
+    }
+
+    /// Writes the entries as a cdb, atomically.
+    public func writeCDB(_ path: String, temporary: String) -> Result<Void, CDBError> {
+        CDBWriter.rebuild(path, temporary: temporary) { writer in
+            for (user, c) in entries {
+                if case .failure(let e) = writer.add(key: user, value: Self.value(c)) { return .failure(e) }
+            }
+            return .success(())
+        }
     }
 
     /// SCRAM_USERS names the file; else CONTROLDIR/scram. nil = not configured (no file).
     public static func path(_ env: Environment, controlDirectory: String) -> String {
         env.nonEmpty("SCRAM_USERS") ?? Path.join(controlDirectory, "scram")
+    }
+}
+
+/// Where qmail-smtpd looks credentials up: the text file read whole, or a cdb (a name
+/// ending in ".cdb") searched per login, for large user sets.
+public enum SCRAMCredentialSource {
+    case table(SCRAMCredentialStore)
+    case cdb(CDB)
+
+    public var isEmpty: Bool {
+        switch self {
+        case .table(let t): return t.isEmpty
+        case .cdb(let c): return c.size <= 2048
+        }
+    }
+
+    public func lookup(_ user: [UInt8], _ algorithm: SCRAMAlgorithm) -> SCRAMCredential? {
+        switch self {
+        case .table(let t): return t.lookup(user, algorithm)
+        case .cdb(let c):
+            guard case .success(let values) = c.findAll(user) else { return nil }
+            return values.lazy.compactMap(SCRAMCredentialStore.entry).first { $0.algorithm == algorithm }
+        }
+    }
+
+    /// nil when the file does not exist.
+    public static func load(_ path: String) -> Result<SCRAMCredentialSource?, SCRAMFileError> {
+        if path.hasSuffix(".cdb") {
+            switch CDB.open(path) {
+            case .success(let c): return .success(.cdb(c))
+            case .failure(.system(let e)) where e.errno == ENOENT: return .success(nil)
+            case .failure(let e): return .failure(SCRAMFileError("\(path): \(e)"))
+            }
+        }
+        switch FD.readFile(path) {
+        case .failure(let e) where e.errno == ENOENT: return .success(nil)
+        case .failure(let e): return .failure(SCRAMFileError("unable to read \(path): \(e)"))
+        case .success(let bytes):
+            return SCRAMCredentialStore.parse(bytes).map { .table($0) }.mapError { SCRAMFileError("\(path): \($0)") }
+        }
     }
 }
 
@@ -138,7 +210,7 @@ public enum SCRAMFailure: Error, Equatable, Sendable {
 /// binding (nil outside TLS), and random bytes for its half of the nonce.
 public struct SCRAMSetup {
     public var digests: any TLSDigests.Type
-    public var credentials: SCRAMCredentialStore
+    public var credentials: SCRAMCredentialSource
     public var channelBinding: [UInt8]?
     /// "tls-exporter" under TLS 1.3, "tls-unique" before.
     public var bindingType = "tls-unique"
@@ -147,7 +219,7 @@ public struct SCRAMSetup {
     /// unless a test fixes it.
     public var serverNonce: (() -> [UInt8])?
 
-    public init(digests: any TLSDigests.Type, credentials: SCRAMCredentialStore,
+    public init(digests: any TLSDigests.Type, credentials: SCRAMCredentialSource,
                 randomBytes: @escaping (Int) -> [UInt8] = SCRAMSetup.systemRandom) {
         self.digests = digests
         self.credentials = credentials

@@ -67,14 +67,17 @@ public struct ScramPasswdCommand: Command {
         var store = SCRAMCredentialStore()
         var existing = stat()
         let exists = stat(path, &existing) == 0
+        let isCDB = path.hasSuffix(".cdb")
         if exists {
-            switch FD.readFile(path) {
-            case .failure(let e): return diag.fatal(e)
-            case .success(let bytes):
-                switch SCRAMCredentialStore.parse(bytes) {
+            switch SCRAMCredentialSource.load(path) {
+            case .failure(let e): return diag.fatal(ExitCode.permanent, e.description)
+            case .success(.table(let s)?): store = s
+            case .success(.cdb(let c)?):
+                switch SCRAMCredentialStore.records(c) {
                 case .failure(let e): return diag.fatal(ExitCode.permanent, "\(path): \(e)")
                 case .success(let s): store = s
                 }
+            case .success(nil): break
             }
         }
         if delete {
@@ -92,6 +95,18 @@ public struct ScramPasswdCommand: Command {
         }
 
         let temporary = path + ".tmp.\(getpid())"
+        if isCDB {
+            if case .failure(let e) = store.writeCDB(path, temporary: temporary) {
+                return diag.fatal(ExitCode.temporary, "unable to write \(path): \(e)")
+            }
+            if exists {
+                _ = chown(path, existing.st_uid, existing.st_gid)
+                _ = chmod(path, existing.st_mode & 0o7777)
+            } else {
+                _ = chmod(path, 0o600)
+            }
+            return 0
+        }
         guard case .success(let fd) = FD.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o600) else {
             return diag.fatal(ExitCode.temporary, "unable to create \(temporary): \(SystemError.describe(errno))")
         }
