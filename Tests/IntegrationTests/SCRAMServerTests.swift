@@ -86,6 +86,9 @@ func scramClientFinal(_ algorithm: SCRAMAlgorithm, password: String, clientFirst
         #expect(t(fake).hasPrefix("r=abcsrv,s=") && t(fake).hasSuffix(",i=4096"))
         let guess = try #require(scramClientFinal(.sha256, password: "pencil", clientFirstBare: b("n=nobody,r=abc"), serverFirst: fake, channel: b("n,,")))
         #expect(unknown.clientFinal(guess.message).failureValue == .refused("unknown user"))
+        // The same made-up salt every time, as for a real user.
+        var again = SCRAMExchange(.sha256, plus: false, plusOffered: false, setup: setup)
+        #expect(try again.clientFirst(b("n,,n=nobody,r=abc")).get() == fake)
 
         var nonce = SCRAMExchange(.sha256, plus: false, plusOffered: false, setup: setup)
         _ = try nonce.clientFirst(b("n,,n=user,r=abc")).get()

@@ -164,19 +164,37 @@ public struct SCRAMCredentialStore: Equatable, Sendable {
 /// ending in ".cdb") searched per login, for large user sets.
 public enum SCRAMCredentialSource {
     case table(SCRAMCredentialStore)
-    case cdb(CDB)
+    /// The cdb and its 2048-byte header, which seeds the made-up salts of unknown users.
+    case cdb(CDB, header: [UInt8])
+
+    /// Secret-ish bytes fixed for this file, so that an unknown user gets the same made-up
+    /// salt on every attempt, as a known user gets the same real one.
+    public var saltSeed: [UInt8] {
+        switch self {
+        case .table(let t): return t.entries.flatMap { $0.credential.serverKey }
+        case .cdb(_, let header): return header
+        }
+    }
+
+    /// The iteration count unknown users are shown: the first entry's.
+    var typicalIterations: Int {
+        switch self {
+        case .table(let t): return t.entries.first?.credential.iterations ?? 4096
+        case .cdb: return 4096
+        }
+    }
 
     public var isEmpty: Bool {
         switch self {
         case .table(let t): return t.isEmpty
-        case .cdb(let c): return c.size <= 2048
+        case .cdb(let c, _): return c.size <= 2048
         }
     }
 
     public func lookup(_ user: [UInt8], _ algorithm: SCRAMAlgorithm) -> SCRAMCredential? {
         switch self {
         case .table(let t): return t.lookup(user, algorithm)
-        case .cdb(let c):
+        case .cdb(let c, _):
             guard case .success(let values) = c.findAll(user) else { return nil }
             return values.lazy.compactMap(SCRAMCredentialStore.entry).first { $0.algorithm == algorithm }
         }
@@ -186,7 +204,13 @@ public enum SCRAMCredentialSource {
     public static func load(_ path: String) -> Result<SCRAMCredentialSource?, SCRAMFileError> {
         if path.hasSuffix(".cdb") {
             switch CDB.open(path) {
-            case .success(let c): return .success(.cdb(c))
+            case .success(let c):
+                var header = [UInt8](repeating: 0, count: 2048)
+                guard case .success(let fd) = FD.openRead(path) else { return .failure(SCRAMFileError("unable to read \(path)")) }
+                let n = header.withUnsafeMutableBytes { FD.read(fd, $0) }
+                FD.close(fd)
+                guard case .success(2048) = n else { return .failure(SCRAMFileError("unable to read \(path)")) }
+                return .success(.cdb(c, header: header))
             case .failure(.system(let e)) where e.errno == ENOENT: return .success(nil)
             case .failure(let e): return .failure(SCRAMFileError("\(path): \(e)"))
             }
@@ -302,8 +326,10 @@ public struct SCRAMExchange {
         // wrong password does: the exchange does not tell which users exist.
         let found = setup.credentials.lookup(name, algorithm)
         credential = found
-        let salt = found?.salt ?? (setup.digests.hmac(algorithm.digestName, key: random, data: name).map { Array($0.prefix(16)) } ?? random)
-        let iterations = found?.iterations ?? 4096
+        let seed = setup.credentials.saltSeed
+        let salt = found?.salt ?? (setup.digests.hmac(algorithm.digestName, key: seed.isEmpty ? random : seed, data: name)
+            .map { Array($0.prefix(16)) } ?? random)
+        let iterations = found?.iterations ?? setup.credentials.typicalIterations
         serverFirst = Array("r=".utf8) + nonce + Array(",s=".utf8) + Base64.encode(salt) + Array(",i=\(iterations)".utf8)
         return .success(serverFirst)
     }

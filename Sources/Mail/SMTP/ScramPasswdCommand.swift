@@ -72,7 +72,7 @@ public struct ScramPasswdCommand: Command {
             switch SCRAMCredentialSource.load(path) {
             case .failure(let e): return diag.fatal(ExitCode.permanent, e.description)
             case .success(.table(let s)?): store = s
-            case .success(.cdb(let c)?):
+            case .success(.cdb(let c, _)?):
                 switch SCRAMCredentialStore.records(c) {
                 case .failure(let e): return diag.fatal(ExitCode.permanent, "\(path): \(e)")
                 case .success(let s): store = s
