@@ -181,6 +181,12 @@ public struct QmailSmtpdCommand: PreloadingCommand {
                 return 1
             }
             let step = session.command(line)
+            // A refused SCRAM proof is decided here, not by the checkpassword chain: PENALTY too.
+            if step.reply.starts(with: Array("535 ".utf8)),
+               let penalty = env.nonEmpty("PENALTY").flatMap({ Int($0) }), penalty > 0 {
+                connection.flush()
+                sleep(UInt32(min(penalty, 3600)))
+            }
             switch write(step, &session, connection, log) {
             case .close(let status): return status
             case .none: continue
