@@ -75,6 +75,7 @@ public enum CommandRegistry {
     public static var network: [any Command.Type] {[
         DotlsCommand.self,
         QmailRemoteCommand.self,
+        ScramPasswdCommand.self,
         SysCheckpwdCommand.self,
         TcpclientCommand.self,
     ]}

@@ -51,17 +51,22 @@ public struct QmailSmtpdCommand: PreloadingCommand {
     /// indimail-tls (same arguments, same fds). nil = carry on here.
     static func handOverForTLS(_ context: CommandContext) -> Int32? {
         let env = context.environment
-        guard context.tls == nil, !env.contains("TLS_PROVIDER"),
-              env.contains("SMTPS") || env.contains("STARTTLS") else { return nil }
-        // STARTTLS without a readable certificate would not be offered anyway: stay here.
-        if !env.contains("SMTPS") && access(certificatePath(env), R_OK) != 0 { return nil }
+        guard context.tls == nil else { return nil }
+        // SCRAM (AUTH offered and a credential file present) needs the library's digests.
+        let scramPath = SCRAMCredentialStore.path(env, controlDirectory: ControlFiles(paths: SuitePaths(environment: env)).directory)
+        let wantsSCRAM = context.arguments.count >= 2 && access(scramPath, R_OK) == 0
+        if !wantsSCRAM {
+            guard !env.contains("TLS_PROVIDER"), env.contains("SMTPS") || env.contains("STARTTLS") else { return nil }
+            // STARTTLS without a readable certificate would not be offered anyway: stay here.
+            if !env.contains("SMTPS") && access(certificatePath(env), R_OK) != 0 { return nil }
+        }
         guard let me = realpath("/proc/self/exe", nil) else { return nil }
         let path = String(cString: me)
         free(me)
         let tlsBinary = Path.join(Path.dirname(path), "indimail-tls")
         guard access(tlsBinary, X_OK) == 0, Path.basename(path) != "indimail-tls" else {
             // STARTTLS is then simply not offered; SMTPS cannot work at all.
-            if env.contains("SMTPS") {
+            if env.contains("SMTPS") && !env.contains("TLS_PROVIDER") {
                 return context.diagnostics.fatal(ExitCode.temporary, "SMTPS needs indimail-tls next to \(path)")
             }
             return nil
@@ -114,6 +119,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         }
         settings.startTLSAvailable = tlsContext != nil && env.contains("STARTTLS")
 
+        var smtpsChannel: (any TLSChannel)?
         if env.contains("SMTPS") && !env.contains("TLS_PROVIDER") {
             guard let tls = tlsContext else {
                 log.write("SMTPS: no TLS context (certificate missing or unreadable)")
@@ -122,6 +128,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
             switch tls.accept(input: 0, output: 1, timeout: Double(max(1, controls.timeout))) {
             case .success(let channel):
                 connection.useTLS(channel)
+                smtpsChannel = channel
                 settings.tlsActive = true
                 settings.tlsDescription = tlsDescription(channel)
                 log.write("SMTPS: \(channel.protocolVersion) \(channel.cipherName)")
@@ -133,6 +140,10 @@ public struct QmailSmtpdCommand: PreloadingCommand {
 
         if !greetDelay(env, controls: controls, connection: connection) { return 1 }
         var session = SMTPSession(settings: settings, controls: controls)
+        if settings.authHostname != nil {
+            session.scram = scramSetup(context, controls: controls, log: log)
+            if let channel = smtpsChannel { bindChannel(&session, channel) }
+        }
         if settings.senderDNSCheck {
             // The resolver (and resolv.conf) only when a sender needs checking.
             var resolver: DNSResolver?
@@ -170,6 +181,12 @@ public struct QmailSmtpdCommand: PreloadingCommand {
                 return 1
             }
             let step = session.command(line)
+            // A refused SCRAM proof is decided here, not by the checkpassword chain: PENALTY too.
+            if step.reply.starts(with: Array("535 ".utf8)),
+               let penalty = env.nonEmpty("PENALTY").flatMap({ Int($0) }), penalty > 0 {
+                connection.flush()
+                sleep(UInt32(min(penalty, 3600)))
+            }
             switch write(step, &session, connection, log) {
             case .close(let status): return status
             case .none: continue
@@ -183,6 +200,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
                 case .success(let channel):
                     connection.useTLS(channel)
                     session.tlsStarted(tlsDescription(channel))
+                    bindChannel(&session, channel)
                     log.write("STARTTLS: \(channel.protocolVersion) \(channel.cipherName)")
                 case .failure(let e):
                     log.write("STARTTLS handshake failed: \(e)")
@@ -305,6 +323,27 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         case .success(let list): return list.isEmpty ? .missing : .exists
         case .failure(let e): return verdict(e) ?? .missing
         }
+    }
+
+    /// SCRAM needs the library's digests (indimail-tls) and a readable credential file
+    /// (SCRAM_USERS, else CONTROLDIR/scram) with at least one entry.
+    static func scramSetup(_ context: CommandContext, controls: SMTPControls, log: SMTPLog) -> SCRAMSetup? {
+        guard let digests = context.tls as? any TLSDigests.Type else { return nil }
+        let path = SCRAMCredentialStore.path(context.environment, controlDirectory: controls.controlDirectory)
+        switch SCRAMCredentialSource.load(path) {
+        case .failure(let e):
+            log.write("SCRAM disabled: \(e)")
+            return nil
+        case .success(let source):
+            guard let source, !source.isEmpty else { return nil }
+            return SCRAMSetup(digests: digests, credentials: source)
+        }
+    }
+
+    /// The TLS session's channel binding, for SCRAM-*-PLUS.
+    static func bindChannel(_ session: inout SMTPSession, _ channel: any TLSChannel) {
+        session.scram?.channelBinding = channel.channelBinding
+        session.scram?.bindingType = channel.protocolVersion == "TLSv1.3" ? "tls-exporter" : "tls-unique"
     }
 
     static func tlsDescription(_ channel: any TLSChannel) -> String {

@@ -70,6 +70,10 @@ public struct SMTPSession {
     public var senderDomainLookup: ((String) -> SenderDomainCheck)?
     /// Lines for the log (fd 2), collected for the driver to write.
     public var logLines: [String] = []
+    /// SCRAM credentials and crypto: set by the driver when this binary has the digests
+    /// and a credential file is configured; SCRAM-* are offered only then (and -PLUS only
+    /// while `channelBinding` is known).
+    public var scram: SCRAMSetup?
 
     public private(set) var seenHelo = false
     public private(set) var heloName: String?
@@ -89,6 +93,10 @@ public struct SMTPSession {
         case loginPassword(user: [UInt8])
         case plain
         case cram(AuthMechanism, challenge: [UInt8])
+        case scramFirst(SCRAMExchange, AuthMechanism)
+        case scramFinal(SCRAMExchange, AuthMechanism)
+        /// The proof verified and "334 v=…" went out: the client's empty line finishes.
+        case scramDone(AuthRequest)
     }
 
     public init(settings: SMTPSettings, controls: SMTPControls) {
@@ -232,7 +240,14 @@ public struct SMTPSession {
 
     /// The mechanisms EHLO offers right now.
     public var offeredMechanisms: [AuthMechanism] {
-        settings.mechanisms.filter { !(settings.secureAuth && !settings.tlsActive && $0.sendsPassword) }
+        settings.mechanisms.filter { m in
+            if settings.secureAuth && !settings.tlsActive && m.sendsPassword { return false }
+            if let s = m.scram {
+                guard let scram, !scram.credentials.isEmpty else { return false }
+                if s.plus && scram.channelBinding == nil { return false }
+            }
+            return true
+        }
     }
 
     private mutating func ehlo(_ arg: [UInt8]) -> SMTPStep {
@@ -507,6 +522,13 @@ public struct SMTPSession {
             if let initial { return plainResponse(initial) }
             pendingAuth = .plain
             return SMTPStep("334 \r\n")
+        case _ where mechanism.scram != nil:
+            guard let kind = mechanism.scram, let setup = scram else { return SMTPStep("504 auth type unimplemented (#5.5.1)\r\n") }
+            let plusOffered = offeredMechanisms.contains { $0.scram?.algorithm == kind.algorithm && $0.scram?.plus == true }
+            let exchange = SCRAMExchange(kind.algorithm, plus: kind.plus, plusOffered: plusOffered, setup: setup)
+            if let initial, initial != [61] { return scramResponse(.scramFirst(exchange, mechanism), initial) }
+            pendingAuth = .scramFirst(exchange, mechanism)
+            return SMTPStep("334 \r\n")
         default:
             let challenge = Array("<\(settings.pid).\(settings.now)@\(settings.authHostname ?? "")>".utf8)
             pendingAuth = .cram(mechanism, challenge: challenge)
@@ -535,6 +557,44 @@ public struct SMTPSession {
                   space + 1 < decoded.count else { return SMTPStep("501 malformed auth input (#5.5.4)\r\n") }
             return SMTPStep("", .authenticate(AuthRequest(user: Array(decoded[..<space]), secret: challenge,
                                                           response: Array(decoded[(space + 1)...]), mechanism: mechanism)))
+        case .scramFirst, .scramFinal:
+            return scramResponse(pending, text)
+        case .scramDone(let request):
+            return authFinished(request, status: 0)
+        }
+    }
+
+    /// One SCRAM client message: server-first after client-first, "334 v=…" after a
+    /// client-final whose proof verifies, else 501 (syntax) or 535.
+    private mutating func scramResponse(_ pending: PendingAuth, _ text: [UInt8]) -> SMTPStep {
+        guard let message = Base64.decode(text), !message.isEmpty else { return SMTPStep("501 malformed auth input (#5.5.4)\r\n") }
+        func failed(_ failure: SCRAMFailure, _ mechanism: AuthMechanism, _ user: [UInt8]) -> SMTPStep {
+            switch failure {
+            case .malformed(let why):
+                logLines.append("AUTH \(mechanism.rawValue) malformed: \(why)")
+                return SMTPStep("501 malformed auth input (#5.5.4)\r\n")
+            case .refused(let why):
+                logLines.append("AUTH \(mechanism.rawValue) user <\(printable(user))> failed: \(why)")
+                return SMTPStep("535 authorization failure (#5.7.8)\r\n")
+            }
+        }
+        switch pending {
+        case .scramFirst(var exchange, let mechanism):
+            switch exchange.clientFirst(message) {
+            case .failure(let f): return failed(f, mechanism, exchange.userName)
+            case .success(let serverFirst):
+                pendingAuth = .scramFinal(exchange, mechanism)
+                return SMTPStep(bytes: Array("334 ".utf8) + Base64.encode(serverFirst) + [13, 10])
+            }
+        case .scramFinal(var exchange, let mechanism):
+            switch exchange.clientFinal(message) {
+            case .failure(let f): return failed(f, mechanism, exchange.userName)
+            case .success(let result):
+                pendingAuth = .scramDone(AuthRequest(user: result.user, secret: [], response: [], mechanism: mechanism))
+                return SMTPStep(bytes: Array("334 ".utf8) + Base64.encode(result.serverFinal) + [13, 10])
+            }
+        default:
+            return SMTPStep("503 bad sequence of commands (#5.3.2)\r\n")
         }
     }
 

@@ -12,6 +12,9 @@ public enum AuthMechanism: String, CaseIterable, Sendable {
     case login = "LOGIN", plain = "PLAIN"
     case cramMD5 = "CRAM-MD5", cramSHA1 = "CRAM-SHA1", cramSHA224 = "CRAM-SHA224", cramSHA256 = "CRAM-SHA256"
     case cramSHA384 = "CRAM-SHA384", cramSHA512 = "CRAM-SHA512", cramRIPEMD = "CRAM-RIPEMD"
+    /// Verified by qmail-smtpd itself against the SCRAM credential file (never fd 3).
+    case scramSHA1 = "SCRAM-SHA-1", scramSHA1Plus = "SCRAM-SHA-1-PLUS"
+    case scramSHA256 = "SCRAM-SHA-256", scramSHA256Plus = "SCRAM-SHA-256-PLUS"
 
     public var methodByte: UInt8 {
         switch self {
@@ -24,6 +27,10 @@ public enum AuthMechanism: String, CaseIterable, Sendable {
         case .cramSHA384: return 7
         case .cramSHA512: return 8
         case .cramRIPEMD: return 9
+        case .scramSHA1: return 10
+        case .scramSHA256: return 11
+        case .scramSHA1Plus: return 12
+        case .scramSHA256Plus: return 13
         }
     }
 
@@ -39,6 +46,21 @@ public enum AuthMechanism: String, CaseIterable, Sendable {
         case .cramSHA384: return "DISABLE_CRAM_SHA384"
         case .cramSHA512: return "DISABLE_CRAM_SHA512"
         case .cramRIPEMD: return "DISABLE_CRAM_RIPEMD"
+        case .scramSHA1: return "DISABLE_SCRAM_SHA1"
+        case .scramSHA1Plus: return "DISABLE_SCRAM_SHA1_PLUS"
+        case .scramSHA256: return "DISABLE_SCRAM_SHA256"
+        case .scramSHA256Plus: return "DISABLE_SCRAM_SHA256_PLUS"
+        }
+    }
+
+    /// The SCRAM algorithm and whether it binds the TLS channel; nil for the others.
+    public var scram: (algorithm: SCRAMAlgorithm, plus: Bool)? {
+        switch self {
+        case .scramSHA1: return (.sha1, false)
+        case .scramSHA1Plus: return (.sha1, true)
+        case .scramSHA256: return (.sha256, false)
+        case .scramSHA256Plus: return (.sha256, true)
+        default: return nil
         }
     }
 
