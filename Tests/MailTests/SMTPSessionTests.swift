@@ -124,7 +124,7 @@ struct SMTPDataReceiverTests {
     }
 }
 
-func makeControls(rcpthosts: [String] = ["example.com", ".sub.example.net"]) -> SMTPControls {
+func makeControls(rcpthosts: [String] = ["example.com", ".sub.example.net"], extra: [String: String] = [:]) -> SMTPControls {
     // Build real control files in a temp dir so the lookups are the production ones.
     var template = Array("/tmp/smtp-unit-XXXXXX".utf8CString)
     let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
@@ -135,8 +135,9 @@ func makeControls(rcpthosts: [String] = ["example.com", ".sub.example.net"]) -> 
     write("rcpthosts", rcpthosts.joined(separator: "\n") + "\n")
     write("badmailfrom", "spammer@bad.org\n@evil.org\n")
     write("badrcptto", "blocked@example.com\n")
+    for (name, content) in extra { write(name, content) }
     let controls = SMTPControls.load(Environment([("CONTROLDIR", dir), ("SYSCONFDIR", dir)]))
-    for name in ["me", "rcpthosts", "badmailfrom", "badrcptto"] { unlink(dir + "/" + name) }
+    for name in ["me", "rcpthosts", "badmailfrom", "badrcptto"] + extra.keys { unlink(dir + "/" + name) }
     rmdir(dir)
     return controls
 }
@@ -152,6 +153,60 @@ struct SMTPSessionTests {
     }
 
     func say(_ s: inout SMTPSession, _ line: String) -> String { text(s.command(bytes(line)).reply) }
+
+    /// A session with CHECKSENDER, `locals` = example.com and accounts joe and ann only.
+    func checkSenderSession(_ env: [(String, String)] = [], extra: [String: String] = [:]) -> SMTPSession {
+        let controls = makeControls(extra: ["locals": "example.com\n"].merging(extra) { $1 })
+        var s = SMTPSettings.make(Environment([("TCPREMOTEIP", "192.0.2.9"), ("CHECKSENDER", "")] + env),
+                                  controls: controls, authHostname: "mx.test")
+        s.extraGreeting = false
+        var session = SMTPSession(settings: s, controls: controls)
+        session.localAccountExists = { ["joe", "ann"].contains(text($0)) }
+        _ = session.greeting(); _ = say(&session, "EHLO c")
+        return session
+    }
+
+    func authenticate(_ s: inout SMTPSession, _ user: String) {
+        guard case .authenticate(let request) = s.command(bytes("AUTH PLAIN " + text(Base64.encode(bytes("\0\(user)\0pw"))))).action
+        else { Issue.record("no AUTH request"); return }
+        #expect(text(s.authFinished(request, status: 0).reply).hasPrefix("235 "))
+    }
+
+    @Test("CHECKSENDER: local senders must exist and authenticate; others pass untouched")
+    func checkSenderLocal() {
+        var s = checkSenderSession()
+        #expect(say(&s, "MAIL FROM:<stranger@elsewhere.org>") == "250 ok\r\n")
+        #expect(say(&s, "MAIL FROM:<>") == "250 ok\r\n")
+        #expect(say(&s, "MAIL FROM:<nobody-here@example.com>") == "553 authorization failure (#5.7.1)\r\n")
+        #expect(say(&s, "MAIL FROM:<joe@example.com>") == "530 authentication required (#5.7.1)\r\n")
+        // A domain of ours that is not in locals has no system accounts: refused.
+        #expect(say(&s, "MAIL FROM:<joe@x.sub.example.net>") == "553 authorization failure (#5.7.1)\r\n")
+        #expect(s.logLines.contains("CHECKSENDER: unauthenticated local SENDER address: MAIL from <joe@example.com>"))
+        var relay = checkSenderSession([("RELAYCLIENT", "")])
+        #expect(say(&relay, "MAIL FROM:<joe@example.com>") == "250 ok\r\n")
+        // chksenderdomains limits the check to what it lists.
+        var limited = checkSenderSession(extra: ["chksenderdomains": "@other.example\n"])
+        #expect(say(&limited, "MAIL FROM:<joe@example.com>") == "250 ok\r\n")
+    }
+
+    @Test("CHECKSENDER with AUTH: the sender must be the user, or MASQUERADE's address; empty MASQUERADE allows any")
+    func checkSenderForging() {
+        var s = checkSenderSession()
+        authenticate(&s, "joe@example.com")
+        #expect(say(&s, "MAIL FROM:<joe@example.com>") == "250 ok\r\n")
+        #expect(say(&s, "MAIL FROM:<ann@example.com>")
+                == "553 sorry, this MTA does not accept masquerading/forging, auth <joe@example.com> #5.7.1\r\n")
+        var bare = checkSenderSession([("DEFAULT_DOMAIN", "example.com")])
+        authenticate(&bare, "joe")
+        #expect(say(&bare, "MAIL FROM:<joe@example.com>") == "250 ok\r\n")
+        var masq = checkSenderSession([("MASQUERADE", "ann@example.com")])
+        authenticate(&masq, "joe@example.com")
+        #expect(say(&masq, "MAIL FROM:<ann@example.com>") == "250 ok\r\n")
+        #expect(say(&masq, "MAIL FROM:<joe@example.com>") == "250 ok\r\n")
+        var open = checkSenderSession([("MASQUERADE", "")])
+        authenticate(&open, "joe@example.com")
+        #expect(say(&open, "MAIL FROM:<ann@example.com>") == "250 ok\r\n")
+    }
 
     @Test("the happy path: HELO, MAIL, RCPT, DATA asks for the queue")
     func happyPath() {

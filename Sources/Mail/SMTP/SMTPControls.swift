@@ -83,6 +83,14 @@ public struct PrefixRules: Sendable {
     }
 }
 
+/// CHECKSENDER's files: `chksenderdomains` (when present, the check applies only to the
+/// addresses it lists) and `locals` (domains whose users are system accounts).
+public struct SenderCheckControls {
+    public var domains: AddressList?
+    public var locals: ControlSet?
+    public init() {}
+}
+
 /// Everything qmail-smtpd reads from CONTROLDIR.
 public struct SMTPControls {
     public var controlDirectory: String
@@ -116,6 +124,8 @@ public struct SMTPControls {
     /// The `recipients` file's lines; nil when it does not exist.
     public var recipients: [String]?
     public var checkRecipientDomains: AddressList?
+    /// What CHECKSENDER reads.
+    public var senderChecks = SenderCheckControls()
     /// The first control file that could not be read: the session answers 421/451 and ends.
     public var problem: String?
 
@@ -168,6 +178,12 @@ public struct SMTPControls {
                 c.goodRcptPatterns = PatternList(try control.list(env.nonEmpty("GOODRCPTPATTERNS") ?? "goodrcptpatterns").get() ?? [])
             }
             c.recipients = try control.list("recipients").get()
+            if try control.contents("chksenderdomains").get() != nil || access(control.path("chksenderdomains.cdb"), F_OK) == 0 {
+                c.senderChecks.domains = try AddressList.load("chksenderdomains", in: control).get()
+            }
+            if try control.contents("locals").get() != nil || access(control.path("locals.cdb"), F_OK) == 0 {
+                c.senderChecks.locals = try ControlSet.load("locals", in: control).get()
+            }
             if try control.contents("chkrcptdomains").get() != nil {
                 c.checkRecipientDomains = try AddressList.load("chkrcptdomains", in: control).get()
             }

@@ -2,6 +2,7 @@
 // (start the queue, start TLS, check a password, close) out. No I/O, so it can be driven
 // by tests and fuzzers directly.
 import Core
+import Glibc
 
 /// What the driver must do after writing a step's reply.
 public enum SMTPAction: Equatable, Sendable {
@@ -68,6 +69,8 @@ public struct SMTPSession {
     /// Looks the sender's domain up (MX, then address records); the driver installs one
     /// backed by the resolver. Without one, every domain exists.
     public var senderDomainLookup: ((String) -> SenderDomainCheck)?
+    /// CHECKSENDER's account test for a local part; nil looks in the system's passwd.
+    public var localAccountExists: (([UInt8]) -> Bool)?
     /// Lines for the log (fd 2), collected for the driver to write.
     public var logLines: [String] = []
     /// SCRAM credentials and crypto: set by the driver when this binary has the digests
@@ -300,6 +303,7 @@ public struct SMTPSession {
             return SMTPStep("451 Sorry, there is a local system failure (#4.3.0)\r\n")
         }
         if settings.senderDNSCheck, !address.isEmpty, let refused = senderDNS(address) { return refused }
+        if settings.checkSender, let refused = checkSender(address) { return refused }
         if let reason = settings.bounceMail {
             logLines.append("Blackholed SENDER address: MAIL from <\(printable(address))> Reason \(reason)")
             return SMTPStep("553 \(reason) (#5.7.1)\r\n", .close(1))
@@ -312,6 +316,94 @@ public struct SMTPSession {
         if let tls = settings.tlsDescription { protocolName += " (" + tls + ")" }
         if !isAuthenticated, let info = params.auth { settings.remoteInfo = String(decoding: info, as: UTF8.self) }
         return SMTPStep("250 ok\r\n")
+    }
+
+    /// CHECKSENDER (the reference's check_sender without its virtual-user database): when
+    /// the sender, or the authenticated user, is in one of our domains (rcpthosts) and in
+    /// `chksenderdomains` if that exists, the address must be a local account, the session
+    /// must be authenticated (or a RELAYCLIENT), and the sender must be the authenticated
+    /// user or MASQUERADE's address.
+    private mutating func checkSender(_ sender: [UInt8]) -> SMTPStep? {
+        func ours(_ address: [UInt8]) -> Bool? {
+            switch controls.recipientAllowed(address) {
+            case .success(let allowed): return allowed
+            case .failure(let e): logLines.append("rcpthosts: \(e)"); return nil
+            }
+        }
+        let failure = SMTPStep("451 Sorry, there is a local system failure (#4.3.0)\r\n")
+        var subject: [UInt8]? = nil
+        if !sender.isEmpty {
+            guard let senderOurs = ours(sender) else { return failure }
+            if senderOurs { subject = sender }
+        }
+        if subject == nil, let user = authenticatedUser {
+            guard let userOurs = ours(user) else { return failure }
+            if userOurs { subject = user }
+        }
+        guard let address = subject else { return nil }
+        if let domains = controls.senderChecks.domains {
+            switch domains.matches(address) {
+            case .success(false): return nil
+            case .success(true): break
+            case .failure(let e): logLines.append("chksenderdomains: \(e)"); return failure
+            }
+        }
+        let at = address.lastIndex(of: 64)
+        var isLocal = true
+        if let at, at + 1 < address.count {
+            switch controls.senderChecks.locals?.contains(String(decoding: address[(at + 1)...], as: UTF8.self).lowercased()) ?? .success(false) {
+            case .success(let listed): isLocal = listed
+            case .failure(let e): logLines.append("locals: \(e)"); return failure
+            }
+        }
+        let denied = SMTPStep("553 authorization failure (#5.7.1)\r\n")
+        guard isLocal else {
+            logLines.append("CHECKSENDER: SMTP Access denied to <\(printable(address))>: user not local")
+            return denied
+        }
+        let localPart = at.map { Array(address[..<$0]) } ?? address
+        let exists = localAccountExists?(localPart) ?? Self.systemAccountExists(localPart)
+        guard exists else {
+            logLines.append("CHECKSENDER: SMTP Access denied to <\(printable(address))>: user does not exist")
+            return denied
+        }
+        guard let user = authenticatedUser else {
+            if settings.relayClient != nil { return nil }
+            logLines.append("CHECKSENDER: unauthenticated local SENDER address: MAIL from <\(printable(sender))>")
+            return SMTPStep("530 authentication required (#5.7.1)\r\n")
+        }
+        // MASQUERADE set and empty: any sender once authenticated.
+        if let masquerade = settings.masquerade, masquerade.isEmpty { return nil }
+        let allowed = [settings.masquerade.map { Array($0.utf8) }, user].compactMap { $0 }
+        let forged: Bool
+        if let senderAt = sender.lastIndex(of: 64) {
+            guard let senderOurs = ours(sender) else { return failure }
+            let senderLocal = sender[..<senderAt], senderDomain = sender[(senderAt + 1)...]
+            forged = !senderOurs || !allowed.contains { candidate in
+                if let a = candidate.lastIndex(of: 64) {
+                    return candidate[..<a].elementsEqual(senderLocal) && candidate[(a + 1)...].elementsEqual(senderDomain)
+                }
+                guard candidate.elementsEqual(senderLocal) else { return false }
+                return settings.defaultDomain.map { Array($0.utf8).elementsEqual(senderDomain) } ?? true
+            }
+        } else {
+            forged = !(allowed.first ?? user).elementsEqual(sender)
+        }
+        guard forged else { return nil }
+        var line = "Invalid SENDER: MAIL from <\(printable(sender))>, Auth <\(printable(user))>"
+        if let m = settings.masquerade, !m.isEmpty { line += ", MASQUERADE <\(m)>" }
+        logLines.append(line)
+        return SMTPStep("553 sorry, this MTA does not accept masquerading/forging, auth <\(printable(user))> #5.7.1\r\n")
+    }
+
+    private static func systemAccountExists(_ name: [UInt8]) -> Bool {
+        guard !name.isEmpty, !name.contains(0) else { return false }
+        return (name + [0]).withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { chars in
+                guard let base = chars.baseAddress else { return false }
+                return getpwnam(base) != nil
+            }
+        }
     }
 
     /// The reference's dnscheck: skipped for `nodnscheck` entries and domain literals; an

@@ -108,6 +108,13 @@ public struct SMTPSettings: Sendable {
     public var allowBareLF = false
     public var hideHost = false
     public var checkRecipient = false
+    /// CHECKSENDER: senders in our own domains must exist, authenticate and not forge.
+    public var checkSender = false
+    /// MASQUERADE: nil when unset (the sender must be the authenticated user), "" (any
+    /// sender after AUTH), or the one other address allowed.
+    public var masquerade: String?
+    /// DEFAULT_DOMAIN: the domain a bare authenticated user name stands for.
+    public var defaultDomain: String?
     /// The sender's domain must resolve (MX or address) unless NODNSCHECK is set.
     public var senderDNSCheck = true
     /// BOUNCEMAIL: every sender is refused with this reason and the session ends.
@@ -172,6 +179,9 @@ public struct SMTPSettings: Sendable {
         s.allowBareLF = env.contains("ALLOW_BARELF")
         s.hideHost = env.contains("HIDE_HOST")
         s.checkRecipient = env.contains("CHECKRECIPIENT")
+        s.checkSender = env.contains("CHECKSENDER")
+        s.defaultDomain = env.nonEmpty("DEFAULT_DOMAIN")
+        s.masquerade = env.contains("MASQUERADE") ? (env.bytes("MASQUERADE").map { String(decoding: $0, as: UTF8.self) } ?? "") : nil
         s.senderDNSCheck = !env.contains("NODNSCHECK")
         s.bounceMail = env["BOUNCEMAIL"]
         s.maxRecipientErrors = number("MAX_RCPT_ERRCOUNT", -1)
