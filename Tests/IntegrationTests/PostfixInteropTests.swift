@@ -1,0 +1,199 @@
+// SMTP both ways with a real postfix on loopback: postfix relays into our qmail-smtpd (plain
+// and STARTTLS), our qmail-remote delivers into postfix (plain and STARTTLS) and turns
+// postfix's 4xx/5xx replies into the reports qmail-rspawn expects. One private postfix
+// instance per test; skipped when postfix is not installed or we are not root.
+import Core
+import Glibc
+import Testing
+
+@Suite("postfix interop", .serialized,
+       .enabled(if: PrivatePostfix.available, "postfix (Debian package) not installed, or not running as root"))
+struct PostfixInteropTests {
+    static let message = "From: alice@pf.test\nTo: u@example.com\nSubject: interop\n\nfirst line\n.leading dot\n"
+
+    /// The message queued by `fixture` for `recipient`, waiting for postfix to relay it.
+    func awaitQueued(_ fixture: SmtpdFixture, _ recipient: String) -> (envelope: String, message: String)? {
+        var found: (envelope: String, message: String)?
+        _ = eventually(within: 20) {
+            found = fixture.queued.first { $0.envelope.hasSuffix("\0T\(recipient)\0") }
+            return found != nil
+        }
+        return found
+    }
+
+    @Test("postfix relays into our qmail-smtpd, plain and with STARTTLS (smtp_tls_security_level encrypt)")
+    func postfixToUs() throws {
+        let plain = SmtpdFixture()
+        try #require(plain.start() != nil)
+        let secure = SmtpdFixture(tls: true)
+        try #require(secure.certs != nil)
+        try #require(secure.start(["STARTTLS": ""]) != nil)
+        let plainPort = try #require(plain.server?.port)
+        let tlsPort = try #require(secure.server?.port)
+
+        let box = Sandbox()
+        let etc = box.at("postfix/etc")
+        let pf = try #require(PrivatePostfix(in: box, settings: [
+            "transport_maps = texthash:\(etc)/transport",
+            "smtp_tls_security_level = may",
+            "smtp_tls_policy_maps = texthash:\(etc)/tls_policy",
+        ], files: [
+            "transport": "example.com smtp:[127.0.0.1]:\(plainPort)\ntls.sub.example.com smtp:[127.0.0.1]:\(tlsPort)\n",
+            "tls_policy": "[127.0.0.1]:\(tlsPort) encrypt\n",
+        ]))
+
+        let injected = pf.sendmail(from: "alice@pf.test", to: ["u@example.com"], message: Self.message)
+        #expect(injected.exitCode == 0, "\(injected.err)")
+        let q = try #require(awaitQueued(plain, "u@example.com"), "\(pf.maillog)")
+        #expect(q.envelope.hasSuffix("\0Falice@pf.test\0Tu@example.com\0"), "\(q.envelope)")
+        let lines = q.message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        // Ours on top: queue, then smtpd naming postfix's HELO; postfix's own (pickup) below.
+        #expect(lines.first?.hasPrefix("Received: indimail-mta queue ") == true, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("Received: indimail-mta smtpd ") && $0.hasSuffix(" (HELO pf.test) ([127.0.0.1])") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("  by ") && $0.contains(" with ESMTP; ") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("Received: by pf.test (Postfix, from userid 0)") }, "\(lines)")
+        #expect(lines.contains("Subject: interop") && lines.contains(".leading dot") && lines.contains("first line"))
+        #expect(pf.maillog.contains("to=<u@example.com>, relay=127.0.0.1[127.0.0.1]:\(plainPort)"), "\(pf.maillog)")
+        #expect(pf.maillog.contains("status=sent (250 ok "), "\(pf.maillog)")
+
+        let again = pf.sendmail(from: "alice@pf.test", to: ["v@tls.sub.example.com"], message: Self.message)
+        #expect(again.exitCode == 0, "\(again.err)")
+        let t = try #require(awaitQueued(secure, "v@tls.sub.example.com"), "\(pf.maillog)")
+        #expect(t.envelope.hasSuffix("\0Falice@pf.test\0Tv@tls.sub.example.com\0"))
+        #expect(t.message.contains(" with ESMTPS (TLSv1.") && t.message.contains("(HELO pf.test)"), "\(t.message)")
+        let log = pf.maillog
+        #expect(log.contains("TLS connection established to 127.0.0.1[127.0.0.1]:\(tlsPort): TLSv1."), "\(log)")
+        #expect(log.contains("to=<v@tls.sub.example.com>, relay=127.0.0.1[127.0.0.1]:\(tlsPort)") && occurrences("status=sent", in: log) == 2, "\(log)")
+        #expect(plain.queued.count == 1 && secure.queued.count == 1)
+    }
+
+    /// A postfix delivering pf.test into Maildirs (virtual), with access maps that refuse
+    /// some senders and recipients, and header_checks that refuse one message.
+    func receivingPostfix(_ box: Sandbox, certs: TestCertificates?) -> PrivatePostfix? {
+        let etc = box.at("postfix/etc")
+        var settings = [
+            "virtual_mailbox_domains = pf.test",
+            "virtual_mailbox_maps = texthash:\(etc)/vmailbox",
+            "virtual_mailbox_base = \(box.at("postfix/vmail"))",
+            "virtual_uid_maps = static:65534",
+            "virtual_gid_maps = static:65534",
+            "smtpd_delay_reject = no",
+            "smtpd_sender_restrictions = check_sender_access texthash:\(etc)/senders",
+            "smtpd_recipient_restrictions = check_recipient_access texthash:\(etc)/recipients, permit",
+            "header_checks = regexp:\(etc)/header_checks",
+        ]
+        if let certs {
+            settings += ["smtpd_tls_security_level = may", "smtpd_tls_cert_file = \(certs.serverCert)",
+                         "smtpd_tls_key_file = \(certs.serverKey)"]
+        }
+        return PrivatePostfix(in: box, settings: settings, files: [
+            "vmailbox": "bob@pf.test bob/\ncarol@pf.test carol/\n",
+            "senders": "slow@client.test 450 4.7.1 slow down\nbad@client.test 553 5.7.1 go away\n",
+            "recipients": "later@pf.test 450 4.2.0 try later\nnever@pf.test 550 5.1.1 no such user\n",
+            "header_checks": "/^Subject: reject me/ REJECT content not wanted\n",
+        ])
+    }
+
+    @Test("our qmail-remote delivers into postfix (plain, then STARTTLS verified against tlshosts/); postfix's 4xx/5xx become s/h/Z/D")
+    func usToPostfix() throws {
+        let f = RemoteFixture()
+        let certs = try #require(TestCertificates(in: f.box))
+        let pf = try #require(receivingPostfix(f.box, certs: certs))
+        f.control("smtproutes", "pf.test:127.0.0.1:\(pf.port)\n")
+        let accepted = "K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as "
+
+        // Plain: no client certificate, so no STARTTLS. One recipient each way.
+        let o = f.remote(host: "pf.test", recipients: ["bob@pf.test", "later@pf.test", "never@pf.test"])
+        #expect(o.exitCode == 0)
+        let expected = "rFrom: <alice@client.test> RCPT: <bob@pf.test> \\0"
+            + "sFrom: <alice@client.test> RCPT: <later@pf.test> 127.0.0.1 does not like recipient.\n"
+            + "Remote host said: 450 4.2.0 <later@pf.test>: Recipient address rejected: try later\n\\0"
+            + "hFrom: <alice@client.test> RCPT: <never@pf.test> 127.0.0.1 does not like recipient.\n"
+            + "Remote host said: 550 5.1.1 <never@pf.test>: Recipient address rejected: no such user\n\\0"
+            + accepted
+        let text = reports(o)
+        #expect(text.hasPrefix(expected) && text.hasSuffix("\n\\0"), "\(text)")
+        var delivered: [String] = []
+        #expect(eventually(within: 20) { delivered = pf.maildir("bob"); return delivered.count == 1 }, "\(pf.maillog)")
+        let mail = delivered.first ?? ""
+        #expect(mail.contains("Received: from client.test (localhost [127.0.0.1])\n\tby pf.test (Postfix) with ESMTP id "), "\(mail)")
+        #expect(mail.contains("\nSubject: hi\n\nhello\n.dot\n"), "\(mail)")
+        #expect(!pf.maillog.contains("TLS connection established"), "\(pf.maillog)")
+
+        // STARTTLS: a client certificate makes qmail-remote ask; postfix's certificate is
+        // checked against the CA in tlshosts/127.0.0.1.pem.
+        f.box.write("etc/certs/clientcert.pem", contents(certs.client) ?? [])
+        f.box.write("etc/certs/tlshosts/127.0.0.1.pem", contents(certs.ca) ?? [])
+        let s = f.remote(host: "pf.test", recipients: ["carol@pf.test"], message: "Subject: over tls\n\nsecret\n")
+        #expect(reports(s).hasPrefix("rFrom: <alice@client.test> RCPT: <carol@pf.test> \\0"
+            + "K127.0.0.1 accepted message - Protocol SMTPS.\nRemote host said: 250 2.0.0 Ok: queued as "), "\(reports(s))")
+        var tlsMail: [String] = []
+        #expect(eventually(within: 20) { tlsMail = pf.maildir("carol"); return tlsMail.count == 1 }, "\(pf.maillog)")
+        #expect(tlsMail.first?.contains("with ESMTPS id ") == true && tlsMail.first?.contains("\nsecret\n") == true, "\(tlsMail)")
+        #expect(pf.maillog.contains("TLS connection established from localhost[127.0.0.1]: TLSv1."), "\(pf.maillog)")
+        // The wrong CA: verification fails, so nothing is sent in clear either.
+        let other = try #require(TestCertificates(in: Sandbox()))
+        f.box.write("etc/certs/tlshosts/127.0.0.1.pem", contents(other.ca) ?? [])
+        let refused = reports(f.remote(host: "pf.test", recipients: ["carol@pf.test"]))
+        #expect(refused.hasPrefix("Z") && !refused.contains("accepted message"), "\(refused)")
+        unlink(f.box.at("etc/certs/tlshosts/127.0.0.1.pem"))
+
+        // Sender refused at MAIL: 4xx -> Z (retry), 5xx -> D (bounce).
+        let slow = f.remote(host: "pf.test", sender: "slow@client.test", recipients: ["bob@pf.test"])
+        #expect(reports(slow) == "ZConnected to 127.0.0.1 but sender was rejected.\n"
+            + "Remote host said: 450 4.7.1 <slow@client.test>: Sender address rejected: slow down\n\\0")
+        let bad = f.remote(host: "pf.test", sender: "bad@client.test", recipients: ["bob@pf.test"])
+        #expect(reports(bad) == "DConnected to 127.0.0.1 but sender was rejected.\n"
+            + "Remote host said: 553 5.7.1 <bad@client.test>: Sender address rejected: go away\n\\0")
+
+        // Every recipient refused: the connection gives up with the last reply.
+        let none = f.remote(host: "pf.test", recipients: ["later@pf.test"])
+        #expect(reports(none).hasSuffix("DGiving up on 127.0.0.1.\n"
+            + "Remote host said: 450 4.2.0 <later@pf.test>: Recipient address rejected: try later\n\\0"), "\(reports(none))")
+
+        // Content refused after the dot: 5xx -> D for the whole message.
+        let content = f.remote(host: "pf.test", recipients: ["bob@pf.test"], message: "Subject: reject me\n\nx\n")
+        #expect(reports(content) == "rFrom: <alice@client.test> RCPT: <bob@pf.test> \\0"
+            + "D127.0.0.1 failed after I sent the message.\nRemote host said: 550 5.7.1 content not wanted\n\\0")
+        #expect(pf.maildir("bob").count == 1)
+    }
+
+    @Test("MX with dnsmasq: the best exchanger is dead, qmail-remote goes on to postfix at the next preference")
+    func mxSkipsDeadHostToPostfix() throws {
+        let net = "127.\(100 + Int(getpid()) % 100).\(Int.random(in: 1...250))"
+        let box = Sandbox()
+        let pf = try #require(PrivatePostfix(in: box, address: "\(net).2", port: 25, settings: [
+            "virtual_mailbox_domains = mx.pf.test",
+            "virtual_mailbox_maps = texthash:\(box.at("postfix/etc"))/vmailbox",
+            "virtual_mailbox_base = \(box.at("postfix/vmail"))",
+            "virtual_uid_maps = static:65534",
+            "virtual_gid_maps = static:65534",
+        ], files: ["vmailbox": "bob@mx.pf.test bob/\n"]))
+        let dns = try #require(Dnsmasq(addresses: ["127.0.0.1"], zones: ["mx.pf.test"], records: [
+            "--mx-host=mx.pf.test,dead.mx.pf.test,10", "--mx-host=mx.pf.test,live.mx.pf.test,20",
+            "--host-record=dead.mx.pf.test,\(net).3", "--host-record=live.mx.pf.test,\(net).2",
+        ]))
+        let f = RemoteFixture()
+        let o = f.remote(host: "mx.pf.test", recipients: ["bob@mx.pf.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
+        #expect(reports(o).hasPrefix("rFrom: <alice@client.test> RCPT: <bob@mx.pf.test> \\0"
+            + "K\(net).2 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as "), "\(reports(o))")
+        var delivered: [String] = []
+        #expect(eventually(within: 20) { delivered = pf.maildir("bob"); return delivered.count == 1 }, "\(pf.maillog)")
+        #expect(delivered.first?.contains("\nSubject: hi\n\nhello\n.dot\n") == true)
+        // The dead exchanger was tried first and is now in the timeout table.
+        let table = f.tcpto
+        #expect(table.count == 2048 && Array(table.prefix(5)) == [2, 0, 0, 0, 1])
+        #expect(table.count == 2048 && Array(table[16..<20]) == IPAddress("\(net).3")?.bytes)
+    }
+}
+
+/// How many times `needle` occurs in `text` (non-overlapping).
+private func occurrences(_ needle: String, in text: String) -> Int {
+    let hay = Array(text.utf8), n = Array(needle.utf8)
+    guard !n.isEmpty else { return 0 }
+    var count = 0, i = 0
+    while i + n.count <= hay.count {
+        if hay[i..<(i + n.count)].elementsEqual(n) { count += 1; i += n.count } else { i += 1 }
+    }
+    return count
+}
