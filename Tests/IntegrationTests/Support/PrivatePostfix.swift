@@ -54,7 +54,7 @@ final class PrivatePostfix {
             "mydomain = \(hostname)",
             "myorigin = \(hostname)",
             "mydestination = localhost",
-            "inet_interfaces = \(address == "127.0.0.1" ? "loopback-only" : address)",
+            "inet_interfaces = \(address == "127.0.0.1" ? "loopback-only" : "all")",
             "inet_protocols = ipv4",
             "alias_maps =",
             "alias_database =",
