@@ -160,6 +160,49 @@ struct PostfixInteropTests {
         #expect(pf.maildir("bob").count == 1)
     }
 
+    @Test("qmail-rspawn running our qmail-remote against postfix: one K, Z or D report per delivery")
+    func rspawnToPostfix() throws {
+        let f = SpawnFixture()
+        let pf = try #require(receivingPostfix(f.box, certs: nil))
+        f.box.write("etc/control/me", "client.test\n")
+        f.box.write("etc/control/smtproutes", "pf.test:127.0.0.1:\(pf.port)\n")
+        f.box.write("queue/lock/tcpto", [UInt8](repeating: 0, count: 2048))
+        _ = f.box.commandLinks(["qmail-remote"], binary: Build.indimailTLS)
+        f.environment["QMAILREMOTE"] = f.box.at("bin/qmail-remote")
+        f.environment["DNSCACHEIP"] = "127.0.0.1:\(closedUDPPort())"
+        let id = f.message(21, "Subject: spawned\n\nthrough qmail-rspawn\n")
+        let p = try #require(f.start("qmail-rspawn"))
+        #expect(p.handshake() == 500)
+        let deliveries: [(slot: Int, sender: String, recipient: String)] = [
+            (1, "alice@client.test", "bob@pf.test"), (2, "alice@client.test", "later@pf.test"),
+            (3, "alice@client.test", "never@pf.test"), (4, "slow@client.test", "bob@pf.test"),
+            (5, "bad@client.test", "bob@pf.test"),
+        ]
+        for d in deliveries {
+            p.send(SpawnerProcess.command(slot: d.slot, id: id, sender: d.sender, recipient: d.recipient))
+        }
+        var got: [Int: String] = [:]
+        for r in p.reports(deliveries.count, within: 30) { got[r.slot] = r.text }
+        let later = "From: <alice@client.test> RCPT: <later@pf.test> 127.0.0.1 does not like recipient.\n"
+            + "Remote host said: 450 4.2.0 <later@pf.test>: Recipient address rejected: try later\n"
+        let never = "From: <alice@client.test> RCPT: <never@pf.test> 127.0.0.1 does not like recipient.\n"
+            + "Remote host said: 550 5.1.1 <never@pf.test>: Recipient address rejected: no such user\n"
+        let k = got[1] ?? ""
+        #expect(k.hasPrefix("KFrom: <alice@client.test> RCPT: <bob@pf.test> 127.0.0.1 accepted message - Protocol SMTP.\n"
+            + "Remote host said: 250 2.0.0 Ok: queued as "), "\(got)")
+        // A refused recipient keeps the letter it was given; "Giving up" follows it.
+        #expect(got[2] == "Z" + later + "Giving up on 127.0.0.1.\n" + later.split(separator: "\n")[1] + "\n", "\(got)")
+        #expect(got[3] == "D" + never + "Giving up on 127.0.0.1.\n" + never.split(separator: "\n")[1] + "\n", "\(got)")
+        #expect(got[4] == "ZConnected to 127.0.0.1 but sender was rejected.\n"
+            + "Remote host said: 450 4.7.1 <slow@client.test>: Sender address rejected: slow down\n", "\(got)")
+        #expect(got[5] == "DConnected to 127.0.0.1 but sender was rejected.\n"
+            + "Remote host said: 553 5.7.1 <bad@client.test>: Sender address rejected: go away\n", "\(got)")
+        #expect(p.finish() == .exited(0), "\(p.stderrString)")
+        var delivered: [String] = []
+        #expect(eventually(within: 20) { delivered = pf.maildir("bob"); return delivered.count == 1 }, "\(pf.maillog)")
+        #expect(delivered.first?.hasSuffix("\n\nthrough qmail-rspawn\n") == true, "\(delivered)")
+    }
+
     @Test("MX with dnsmasq: the best exchanger is dead, qmail-remote goes on to postfix at the next preference")
     func mxSkipsDeadHostToPostfix() throws {
         let net = "127.\(100 + Int(getpid()) % 100).\(Int.random(in: 1...250))"
