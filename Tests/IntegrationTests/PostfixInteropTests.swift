@@ -66,7 +66,29 @@ struct PostfixInteropTests {
         #expect(eventually(within: 10) { log = pf.maillog; return occurrences("status=sent", in: log) == 2 }, "\(log)")
         #expect(log.contains("TLS connection established to 127.0.0.1[127.0.0.1]:\(tlsPort): TLSv1."), "\(log)")
         #expect(log.contains("to=<v@tls.sub.example.com>, relay=127.0.0.1[127.0.0.1]:\(tlsPort)"), "\(log)")
-        #expect(plain.queued.count == 1 && secure.queued.count == 1)
+
+        // A big 8-bit body with leading dots, null sender: the body arrives byte for byte.
+        // A bounce may have only one recipient (553 for the next, as the reference does);
+        // postfix's own log shows that reply.
+        var body = ""
+        for i in 0..<6000 { body += i % 5 == 0 ? ".dot line \(i) caf\u{e9}\n" : "line \(i) of a longer body\n" }
+        let big = pf.sendmail(from: "", to: ["w@example.com", "x@example.com"], message: "Subject: big\n\n" + body)
+        #expect(big.exitCode == 0, "\(big.err)")
+        let b = try #require(awaitQueued(plain, "w@example.com"), "\(pf.maillog)")
+        #expect(b.envelope.hasSuffix("\0F\0Tw@example.com\0"), "\(b.envelope)")
+        // (postfix adds Message-Id, Date and From below the Subject.)
+        #expect(b.message.contains("\nSubject: big\n") && b.message.hasSuffix("\n\n" + body),
+                "body differs: \(b.message.utf8.count) bytes")
+        #expect(eventually(within: 10) {
+            pf.maillog.contains("to=<x@example.com>, relay=127.0.0.1[127.0.0.1]:\(plainPort)")
+                && pf.maillog.contains("status=bounced (host 127.0.0.1[127.0.0.1] said: 553 sorry, bounce messages should have a single envelope recipient (#5.7.1) (in reply to RCPT TO command))")
+        }, "\(pf.maillog)")
+        // Several recipients in one transaction (postfix pipelines MAIL, RCPT and DATA).
+        let multi = pf.sendmail(from: "alice@pf.test", to: ["y@example.com", "z@example.com"], message: Self.message)
+        #expect(multi.exitCode == 0, "\(multi.err)")
+        let m = try #require(awaitQueued(plain, "z@example.com"), "\(pf.maillog)")
+        #expect(m.envelope.hasSuffix("\0Falice@pf.test\0Ty@example.com\0Tz@example.com\0"), "\(m.envelope)")
+        #expect(plain.queued.count == 3 && secure.queued.count == 1)
     }
 
     /// A postfix delivering pf.test into Maildirs (virtual), with access maps that refuse
