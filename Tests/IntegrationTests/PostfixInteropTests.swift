@@ -105,6 +105,8 @@ struct PostfixInteropTests {
             "smtpd_sender_restrictions = check_sender_access texthash:\(etc)/senders",
             "smtpd_recipient_restrictions = check_recipient_access texthash:\(etc)/recipients, permit",
             "header_checks = regexp:\(etc)/header_checks",
+            "smtpd_data_restrictions = check_sender_access texthash:\(etc)/data_senders",
+            "smtpd_end_of_data_restrictions = check_sender_access texthash:\(etc)/eod_senders",
         ]
         if let certs {
             settings += ["smtpd_tls_security_level = may", "smtpd_tls_cert_file = \(certs.serverCert)",
@@ -115,6 +117,8 @@ struct PostfixInteropTests {
             "senders": "slow@client.test 450 4.7.1 slow down\nbad@client.test 553 5.7.1 go away\n",
             "recipients": "later@pf.test 450 4.2.0 try later\nnever@pf.test 550 5.1.1 no such user\n",
             "header_checks": "/^Subject: reject me/ REJECT content not wanted\n",
+            "data_senders": "datalater@client.test 451 4.3.0 data later\ndatabad@client.test 554 5.7.1 no data\n",
+            "eod_senders": "eodlater@client.test 452 4.3.1 after the dot\n",
         ])
     }
 
@@ -182,6 +186,16 @@ struct PostfixInteropTests {
         let content = f.remote(host: "pf.test", recipients: ["bob@pf.test"], message: "Subject: reject me\n\nx\n")
         #expect(reports(content) == "rFrom: <alice@client.test> RCPT: <bob@pf.test> \\0"
             + "D127.0.0.1 failed after I sent the message.\nRemote host said: 550 5.7.1 content not wanted\n\\0")
+
+        // Refused at DATA (4xx -> Z, 5xx -> D) and after the dot (4xx -> Z).
+        for (sender, text) in [
+            ("datalater", "Z127.0.0.1 failed on DATA command.\nRemote host said: 451 4.3.0 <datalater@client.test>: Sender address rejected: data later\n"),
+            ("databad", "D127.0.0.1 failed on DATA command.\nRemote host said: 554 5.7.1 <databad@client.test>: Sender address rejected: no data\n"),
+            ("eodlater", "Z127.0.0.1 failed after I sent the message.\nRemote host said: 452 4.3.1 <eodlater@client.test>: Sender address rejected: after the dot\n"),
+        ] {
+            let r = f.remote(host: "pf.test", sender: "\(sender)@client.test", recipients: ["bob@pf.test"])
+            #expect(reports(r) == "rFrom: <\(sender)@client.test> RCPT: <bob@pf.test> \\0" + text + "\\0")
+        }
         #expect(pf.maildir("bob").count == 1)
     }
 
