@@ -91,6 +91,43 @@ struct PostfixInteropTests {
         #expect(plain.queued.count == 3 && secure.queued.count == 1)
     }
 
+    @Test("postfix authenticates to our qmail-smtpd (SASL PLAIN, LOGIN and CRAM-MD5 through checkpassword) to relay")
+    func postfixAuthenticatesToUs() throws {
+        let us = SmtpdFixture()
+        try #require(us.start(arguments: ["mx.test", us.checkpassword, "/bin/false"]) != nil)
+        let port = try #require(us.server?.port)
+        let box = Sandbox()
+        let etc = box.at("postfix/etc")
+        let pf = try #require(PrivatePostfix(in: box, settings: [
+            "transport_maps = texthash:\(etc)/transport",
+            "smtp_sasl_auth_enable = yes",
+            "smtp_sasl_password_maps = texthash:\(etc)/sasl_passwd",
+            "smtp_sasl_security_options = noanonymous",
+            "smtp_sasl_mechanism_filter = plain",
+        ], services: [
+            "smtplogin unix - - n - - smtp -o smtp_sasl_mechanism_filter=login",
+            "smtpcram unix - - n - - smtp -o smtp_sasl_mechanism_filter=cram-md5",
+        ], files: [
+            "transport": "plain.org smtp:[127.0.0.1]:\(port)\nlogin.org smtplogin:[127.0.0.1]:\(port)\n"
+                + "cram.org smtpcram:[127.0.0.1]:\(port)\n",
+            "sasl_passwd": "[127.0.0.1]:\(port) joe:secret\n",
+        ]))
+        for domain in ["plain", "login", "cram"] {
+            let r = pf.sendmail(from: "alice@pf.test", to: ["r@\(domain).org"], message: Self.message)
+            #expect(r.exitCode == 0, "\(r.err)")
+        }
+        // Not in rcpthosts: only the authenticated session may relay there.
+        for domain in ["plain", "login", "cram"] {
+            let q = awaitQueued(us, "r@\(domain).org")
+            #expect(q?.envelope.hasSuffix("\0Falice@pf.test\0Tr@\(domain).org\0") == true, "\(domain): \(pf.maillog)")
+        }
+        let logged = us.server?.log.filter { $0.hasPrefix("qmail-smtpd: pid ") } ?? []
+        for (domain, method) in [("plain", "PLAIN"), ("login", "LOGIN"), ("cram", "CRAM-MD5")] {
+            #expect(logged.contains { $0.contains(" HELO <pf.test> MAIL from <alice@pf.test> RCPT <r@\(domain).org> AUTH <joe: AUTH \(method)> ") },
+                    "\(logged)")
+        }
+    }
+
     /// A postfix delivering pf.test into Maildirs (virtual), with access maps that refuse
     /// some senders and recipients, and header_checks that refuse one message.
     func receivingPostfix(_ box: Sandbox, certs: TestCertificates?) -> PrivatePostfix? {

@@ -23,10 +23,11 @@ final class PrivatePostfix {
     var maillogPath: String { Path.join(directory, "maillog") }
     private var running = false
 
-    /// Writes the configuration (`settings` are extra main.cf lines, later ones win; `files`
-    /// go to etc/ by name, for maps) and starts postfix. nil when it does not come up.
+    /// Writes the configuration (`settings` are extra main.cf lines, later ones win;
+    /// `services` extra master.cf lines; `files` go to etc/ by name, for maps) and starts
+    /// postfix. nil when it does not come up.
     init?(in box: Sandbox, hostname: String = "pf.test", address: String = "127.0.0.1", port fixedPort: UInt16? = nil,
-          settings: [String], files: [String: String] = [:]) {
+          settings: [String], services: [String] = [], files: [String: String] = [:]) {
         self.box = box
         directory = box.directory("postfix")
         // Daemons and the virtual delivery agent (as nobody) need to reach the sandbox.
@@ -42,7 +43,7 @@ final class PrivatePostfix {
         guard port != 0 else { return nil }
 
         let etc = configDirectory
-        box.write("postfix/etc/master.cf", PrivatePostfix.masterCF(address: address, port: port))
+        box.write("postfix/etc/master.cf", PrivatePostfix.masterCF(address: address, port: port) + services.map { $0 + "\n" }.joined())
         for (name, text) in files { box.write("postfix/etc/" + name, text) }
         let main = [
             "compatibility_level = 3.6",
