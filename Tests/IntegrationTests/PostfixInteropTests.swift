@@ -21,15 +21,19 @@ struct PostfixInteropTests {
         return found
     }
 
-    @Test("postfix relays into our qmail-smtpd, plain and with STARTTLS (smtp_tls_security_level encrypt)")
+    @Test("postfix relays into our qmail-smtpd: plain, STARTTLS (smtp_tls_security_level encrypt) and SMTPS (wrapper mode)")
     func postfixToUs() throws {
         let plain = SmtpdFixture()
         try #require(plain.start() != nil)
         let secure = SmtpdFixture(tls: true)
         try #require(secure.certs != nil)
         try #require(secure.start(["STARTTLS": ""]) != nil)
+        let wrapped = SmtpdFixture(tls: true)
+        try #require(wrapped.certs != nil)
+        try #require(wrapped.start(["SMTPS": "1"]) != nil)
         let plainPort = try #require(plain.server?.port)
         let tlsPort = try #require(secure.server?.port)
+        let smtpsPort = try #require(wrapped.server?.port)
 
         let box = Sandbox()
         let etc = box.at("postfix/etc")
@@ -37,8 +41,11 @@ struct PostfixInteropTests {
             "transport_maps = texthash:\(etc)/transport",
             "smtp_tls_security_level = may",
             "smtp_tls_policy_maps = texthash:\(etc)/tls_policy",
+        ], services: [
+            "smtpwrap unix - - n - - smtp -o smtp_tls_wrappermode=yes -o smtp_tls_security_level=encrypt",
         ], files: [
-            "transport": "example.com smtp:[127.0.0.1]:\(plainPort)\ntls.sub.example.com smtp:[127.0.0.1]:\(tlsPort)\n",
+            "transport": "example.com smtp:[127.0.0.1]:\(plainPort)\ntls.sub.example.com smtp:[127.0.0.1]:\(tlsPort)\n"
+                + "smtps.sub.example.com smtpwrap:[127.0.0.1]:\(smtpsPort)\n",
             "tls_policy": "[127.0.0.1]:\(tlsPort) encrypt\n",
         ]))
 
@@ -88,7 +95,17 @@ struct PostfixInteropTests {
         #expect(multi.exitCode == 0, "\(multi.err)")
         let m = try #require(awaitQueued(plain, "z@example.com"), "\(pf.maillog)")
         #expect(m.envelope.hasSuffix("\0Falice@pf.test\0Ty@example.com\0Tz@example.com\0"), "\(m.envelope)")
-        #expect(plain.queued.count == 3 && secure.queued.count == 1)
+
+        // SMTPS: postfix's TLS wrapper mode against our smtpd with SMTPS set.
+        let wrap = pf.sendmail(from: "alice@pf.test", to: ["s@smtps.sub.example.com"], message: Self.message)
+        #expect(wrap.exitCode == 0, "\(wrap.err)")
+        let w = try #require(awaitQueued(wrapped, "s@smtps.sub.example.com"), "\(pf.maillog)")
+        #expect(w.message.contains(" with ESMTPS (TLSv1.") && w.message.contains("(HELO pf.test)"), "\(w.message)")
+        #expect(eventually(within: 10) {
+            pf.maillog.contains("TLS connection established to 127.0.0.1[127.0.0.1]:\(smtpsPort): TLSv1.")
+                && pf.maillog.contains("to=<s@smtps.sub.example.com>, relay=127.0.0.1[127.0.0.1]:\(smtpsPort)")
+        }, "\(pf.maillog)")
+        #expect(plain.queued.count == 3 && secure.queued.count == 1 && wrapped.queued.count == 1)
     }
 
     @Test("postfix authenticates to our qmail-smtpd (SASL PLAIN, LOGIN and CRAM-MD5 through checkpassword) to relay")
