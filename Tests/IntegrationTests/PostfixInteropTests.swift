@@ -167,7 +167,7 @@ struct PostfixInteropTests {
                          "smtpd_tls_key_file = \(certs.serverKey)"]
         }
         return PrivatePostfix(in: box, settings: settings, files: [
-            "vmailbox": "bob@pf.test bob/\ncarol@pf.test carol/\n",
+            "vmailbox": "bob@pf.test bob/\ncarol@pf.test carol/\njos\u{E9}@pf.test jose/\n",
             "senders": "slow@client.test 450 4.7.1 slow down\nbad@client.test 553 5.7.1 go away\n",
             "recipients": "later@pf.test 450 4.2.0 try later\nnever@pf.test 550 5.1.1 no such user\n",
             "header_checks": "/^Subject: reject me/ REJECT content not wanted\n",
@@ -243,6 +243,18 @@ struct PostfixInteropTests {
         let content = f.remote(host: "pf.test", recipients: ["bob@pf.test"], message: "Subject: reject me\n\nx\n")
         #expect(reports(content) == "rFrom: <alice@client.test> RCPT: <bob@pf.test> \\0"
             + "D127.0.0.1 failed after I sent the message.\nRemote host said: 550 5.7.1 content not wanted\n\\0")
+
+        // SMTPUTF8: a UTF-8 mailbox, with postfix's SMTPUTF8 extension.
+        let utf8 = f.remote(host: "pf.test", recipients: ["jos\u{E9}@pf.test"], message: "Subject: utf8\n\nol\u{E9}\n",
+                            environment: ["SMTPUTF8": ""])
+        // (The client certificate is still there, so this goes over STARTTLS; the local part
+        // is quoted as qmail's quote() does for bytes outside printable ASCII.)
+        #expect(reports(utf8).hasPrefix("rFrom: <alice@client.test> RCPT: <\"jos??\"@pf.test> \\0"
+            + "K127.0.0.1 accepted message - Protocol SMTPS.\nRemote host said: 250 2.0.0 Ok: queued as "),
+                "\(reports(utf8))")
+        var jose: [String] = []
+        #expect(eventually(within: 20) { jose = pf.maildir("jose"); return jose.count == 1 }, "\(pf.maillog)")
+        #expect(jose.first?.hasSuffix("\n\nol\u{E9}\n") == true && jose.first?.contains("with UTF8SMTP") == true, "\(jose)")
 
         // Refused at DATA (4xx -> Z, 5xx -> D) and after the dot (4xx -> Z).
         for (sender, text) in [
