@@ -474,9 +474,25 @@ final class RemoteDelivery {
         switch c.startTLS(context, serverName: target.name, timeout: settings.timeoutConnect) {
         case .success: return true
         case .failure(let e):
-            guard required != nil else { return false }
+            guard let required else { return false }
+            if let why = RemoteDelivery.verifyFailure(e) {
+                throw tlsQuit(c, "TLS unable to verify server with \(required): \(why)", connected: true)
+            }
             throw tlsQuit(c, "TLS connect failed: \(e)", connected: true)
         }
+    }
+
+    /// The X.509 reason when a handshake failed because the server's certificate did not
+    /// verify (the TLS layer appends it in parentheses): the reference reports those as
+    /// "TLS unable to verify server with <tlshosts pem>: <reason>".
+    static func verifyFailure(_ e: TLSError) -> String? {
+        let text = Array(e.description.utf8), marker = Array("certificate verify failed (".utf8)
+        guard text.last == UInt8(ascii: ")"), text.count > marker.count else { return nil }
+        for start in 0...(text.count - marker.count) where text[start..<(start + marker.count)].elementsEqual(marker) {
+            let reason = text[(start + marker.count)..<(text.count - 1)]
+            return reason.isEmpty ? nil : String(decoding: reason, as: UTF8.self)
+        }
+        return nil
     }
 
     /// SMTPS: TLS before the greeting, whatever the certificate files say.
