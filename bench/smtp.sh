@@ -6,7 +6,7 @@
 # queues are emptied between runs. Load: postfix's smtp-source, SESSIONS parallel sessions,
 # one message of SIZE payload bytes per connection, N messages per run.
 #   bench/smtp.sh [BINDIR]          (default: swift build -c release, reused when up to date)
-#   env: N=2000 RUNS=5 SESSIONS=10 SIZE=2048 PORT=2525 KEEP=1 (keep the work dir)
+#   env: N=2000 RUNS=5 SESSIONS=10 SIZE=2048 PORT=2525 SETTLE=6 KEEP=1 (keep the work dir)
 # Needs root, postfix (smtp-source), a qmailq account. Prints a markdown report.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,9 +61,13 @@ waitport() {
     done
 }
 ours_count() { find "$queue/todo" -type f | wc -l; }
-ours_clear() { find "$queue/mess" "$queue/todo" "$queue/intd" "$queue/info" -type f -delete 2>/dev/null || true; }
+# ext4 skips inodes freed in the last few seconds when it allocates new ones, one inode-table
+# lookup each: creating files right after deleting thousands costs several times more. So
+# after emptying a queue, wait for that window to pass (same for both servers).
+settle() { sleep "${SETTLE:-6}"; }
+ours_clear() { find "$queue/mess" "$queue/todo" "$queue/intd" "$queue/info" -type f -delete 2>/dev/null || true; settle; }
 pf_count() { find "$work/postfix/spool/incoming" "$work/postfix/spool/active" "$work/postfix/spool/maildrop" -type f | wc -l; }
-pf_clear() { postsuper -c "$work/postfix/etc" -d ALL >/dev/null 2>&1 || true; }
+pf_clear() { postsuper -c "$work/postfix/etc" -d ALL >/dev/null 2>&1 || true; settle; }
 
 # The three servers run side by side and the runs alternate between them (round robin), so
 # a change in machine load (shared machine) hits all of them alike.
@@ -83,7 +87,7 @@ declare -a times
 for i in 0 1 2; do
     ${clears[$i]}
     source_run "$((PORT + i))" >/dev/null   # warm-up (page cache, first forks), not counted
-    sleep 0.5; ${clears[$i]}
+    ${clears[$i]}
 done
 for r in $(seq 1 "$RUNS"); do
     for i in 0 1 2; do
