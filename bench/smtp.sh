@@ -7,6 +7,7 @@
 # one message of SIZE payload bytes per connection, N messages per run.
 #   bench/smtp.sh [BINDIR]          (default: swift build -c release, reused when up to date)
 #   env: N=2000 RUNS=5 SESSIONS=10 SIZE=2048 PORT=2525 SETTLE=6 KEEP=1 (keep the work dir)
+#        TLS=1: also ours in-process with STARTTLS offered (port PORT+3)
 # Needs root, postfix (smtp-source), a qmailq account. Prints a markdown report.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -77,20 +78,29 @@ servers="$servers $!"
 "$prefix/bin/tcpserver" -H -R -l 0 -c 100 127.0.0.1 "$((PORT + 1))" "$work/exec/qmail-smtpd" 2>/dev/null &
 servers="$servers $!"
 "$top/bench/postfix-instance.sh" start "$work/postfix" "$((PORT + 2))" noqmgr
-server=$servers
-for p in "$PORT" "$((PORT + 1))" "$((PORT + 2))"; do waitport "$p"; done
-
 labels=("ours, in-process" "ours, exec'd" "postfix")
 counts=(ours_count ours_count pf_count)
 clears=(ours_clear ours_clear pf_clear)
+if [ "${TLS:-0}" = 1 ]; then
+    # STARTTLS offered (the client does not take it up): what a TLS-capable service costs.
+    mkdir -p "$work/certs"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/certs/key.pem" -out "$work/certs/cert.pem" \
+        -days 2 -subj /CN=bench.local >/dev/null 2>&1
+    cat "$work/certs/key.pem" "$work/certs/cert.pem" > "$work/certs/servercert.pem"
+    CERTDIR="$work/certs" STARTTLS=1 "$prefix/bin/tcpserver" -H -R -l 0 -c 100 127.0.0.1 "$((PORT + 3))" "$smtpd" 2>/dev/null &
+    servers="$servers $!"
+    labels+=("ours, in-process, STARTTLS offered"); counts+=(ours_count); clears+=(ours_clear)
+fi
+server=$servers
+for i in "${!labels[@]}"; do waitport "$((PORT + i))"; done
 declare -a times
-for i in 0 1 2; do
+for i in "${!labels[@]}"; do
     ${clears[$i]}
     source_run "$((PORT + i))" >/dev/null   # warm-up (page cache, first forks), not counted
     ${clears[$i]}
 done
 for r in $(seq 1 "$RUNS"); do
-    for i in 0 1 2; do
+    for i in "${!labels[@]}"; do
         t=$(source_run "$((PORT + i))")
         sleep 0.3
         got=$(${counts[$i]})
@@ -100,7 +110,7 @@ for r in $(seq 1 "$RUNS"); do
     done
 done
 results=""
-for i in 0 1 2; do
+for i in "${!labels[@]}"; do
     median=$(printf '%s\n' ${times[$i]} | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
     rate=$(echo "$N $median" | awk '{ printf "%.0f", $1 / $2 }')
     rates=$(for t in ${times[$i]}; do echo "$N $t" | awk '{ printf "%.0f ", $1 / $2 }'; done)
