@@ -2,7 +2,11 @@
 # A throwaway postfix instance for benchmarks: its own config, spool and data dirs under DIR,
 # SMTP on 127.0.0.1:PORT, local delivery to Maildir/ in the recipients' homes (fsync on, as
 # postfix does by default). Debian's postfix package must be installed; run as root.
-#   bench/postfix-instance.sh start DIR PORT      prints nothing, exits 0 when running
+#   bench/postfix-instance.sh start DIR PORT [noqmgr]   prints nothing, exits 0 when running;
+#       noqmgr: the queue manager is disabled, so accepted mail stays in incoming/ (acceptance
+#       benchmarks: nothing is delivered, as a qmail queue with no qmail-send running). Without
+#       a qmgr nobody hands cleanup its flow-control tokens, so in_flow_delay is 0: otherwise
+#       every message would wait 1 s for a token that never comes.
 #   bench/postfix-instance.sh stop DIR
 set -eu
 cmd=$1 dir=$2
@@ -36,6 +40,7 @@ maillog_file = $dir/maillog
 maillog_file_prefixes = $dir
 default_process_limit = 100
 CF
+    [ "${4:-}" = noqmgr ] && printf 'master_service_disable = qmgr.unix\nin_flow_delay = 0\n' >> "$dir/etc/main.cf"
     # postdrop (setgid) only accepts config dirs the default config lists.
     # Debian leaves /etc/postfix/main.cf absent until configured: start one that does nothing.
     [ -f /etc/postfix/main.cf ] || printf 'compatibility_level = 3.6\n' > /etc/postfix/main.cf
@@ -49,5 +54,5 @@ CF
 stop)
     postfix -c "$dir/etc" stop >/dev/null 2>&1 || true
     ;;
-*) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 100 ;;
+*) echo "usage: $0 start DIR PORT [noqmgr] | stop DIR" >&2; exit 100 ;;
 esac

@@ -11,8 +11,12 @@ public enum ProgramLauncher {
     public static func ownCommand(_ program: String, context: CommandContext, searchPath: String?) -> (any Command.Type)? {
         guard let command = context.inProcessCommand(program) else { return nil }
         let resolved = program.contains("/") ? program : Exec.resolve(program, path: searchPath)
-        guard let path = resolved, let ours = realPath("/proc/self/exe"), realPath(path) == ours else { return nil }
-        return command
+        guard let path = resolved, let ours = realPath("/proc/self/exe"), let target = realPath(path) else { return nil }
+        if target == ours { return command }
+        // indimail-tls holds every command of the base binary next to it: a link to the
+        // base binary is ours too (tcpserver continues in indimail-tls for TLS services).
+        if Path.basename(ours) == "indimail-tls", target == Path.join(Path.dirname(ours), "indimail") { return command }
+        return nil
     }
 
     static func realPath(_ path: String) -> String? {

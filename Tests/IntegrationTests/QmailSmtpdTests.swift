@@ -378,6 +378,21 @@ struct QmailSmtpdTests {
         }, "\(plain)")
     }
 
+    @Test("base tcpserver with STARTTLS configured becomes indimail-tls at start-up: qmail-smtpd in-process, context preloaded")
+    func startTLSSwitchAtStartup() throws {
+        let f = SmtpdFixture(tls: true)
+        let certs = try #require(f.certs)
+        let server = try #require(f.start(["STARTTLS": ""], binary: Build.indimail))
+        let exe = ProgramLauncherProbe.executable(of: server.child.pid)
+        #expect(exe.hasSuffix("/indimail-tls"), "\(exe)")
+        // Only a context loaded once at start-up (in-process) survives the certificate going away:
+        // a per-connection hand-over would find no certificate and not offer STARTTLS.
+        rename(certs.server, certs.server + ".away")
+        let out = f.client("starttls")
+        #expect(out.contains("starttls 220") && out.contains { $0.hasPrefix("data 250 ok ") }, "\(out)")
+        #expect(f.queued.first?.message.contains(" with ESMTPS (TLSv1.") == true)
+    }
+
     @Test("STARTTLS asked for but no certificate: not offered, mail still flows")
     func startTLSWithoutCertificate() throws {
         let f = SmtpdFixture()
@@ -668,5 +683,15 @@ extension String {
             }
         }
         return s
+    }
+}
+
+enum ProgramLauncherProbe {
+    /// The file a running process executes (/proc/PID/exe).
+    static func executable(of pid: pid_t) -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return "" }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -5,7 +5,7 @@ import Core
 import Glibc
 import UCSPI
 
-public struct QmailSmtpdCommand: PreloadingCommand {
+public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
     public static let name = "qmail-smtpd"
     public static let installDirectory = InstallDirectory.sbin
     public static let summary = "receive mail via SMTP"
@@ -47,6 +47,14 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         return serve(context, controls: renamed ? SMTPControls.load(env) : preloaded.controls, preloadedTLS: preloaded.tls)
     }
 
+    /// Whether a connection with this environment needs indimail-tls: SMTPS, or STARTTLS
+    /// with a readable certificate (without one STARTTLS is simply not offered), unless
+    /// tcpserver already does the TLS (TLS_PROVIDER).
+    public static func wantsLibraries(_ env: Environment) -> Bool {
+        guard !env.contains("TLS_PROVIDER"), env.contains("SMTPS") || env.contains("STARTTLS") else { return false }
+        return env.contains("SMTPS") || access(certificatePath(env), R_OK) == 0
+    }
+
     /// The static base binary has no OpenSSL: when this connection wants TLS, continue in
     /// indimail-tls (same arguments, same fds). nil = carry on here.
     static func handOverForTLS(_ context: CommandContext) -> Int32? {
@@ -55,11 +63,7 @@ public struct QmailSmtpdCommand: PreloadingCommand {
         // SCRAM (AUTH offered and a credential file present) needs the library's digests.
         let scramPath = SCRAMCredentialStore.path(env, controlDirectory: ControlFiles(paths: SuitePaths(environment: env)).directory)
         let wantsSCRAM = context.arguments.count >= 2 && access(scramPath, R_OK) == 0
-        if !wantsSCRAM {
-            guard !env.contains("TLS_PROVIDER"), env.contains("SMTPS") || env.contains("STARTTLS") else { return nil }
-            // STARTTLS without a readable certificate would not be offered anyway: stay here.
-            if !env.contains("SMTPS") && access(certificatePath(env), R_OK) != 0 { return nil }
-        }
+        guard wantsSCRAM || wantsLibraries(env) else { return nil }
         guard let me = realpath("/proc/self/exe", nil) else { return nil }
         let path = String(cString: me)
         free(me)

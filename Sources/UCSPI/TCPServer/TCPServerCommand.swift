@@ -21,15 +21,22 @@ public struct TCPServerCommand: Command {
         }
         // The static base binary forks cheaply but has neither OpenSSL nor dlopen: for TLS
         // or .so plugins, hand over to indimail-tls before anything is set up.
-        if context.tls == nil && needsLibraries(options, env) {
+        if context.tls == nil && needsLibraries(options, env, context: context) {
             return handOverToTLSBinary(context, diag)
         }
         var server = Server(options: options, context: context, diag: diag)
         return server.start()
     }
 
-    static func needsLibraries(_ options: TCPServerOptions, _ env: Environment) -> Bool {
+    static func needsLibraries(_ options: TCPServerOptions, _ env: Environment,
+                               context: CommandContext) -> Bool {
         if options.tls != nil { return true }
+        // An in-process program (qmail-smtpd with STARTTLS or SMTPS) that would exec
+        // indimail-tls for every connection: better to be indimail-tls from the start.
+        if let first = options.program.first,
+           let command = ProgramLauncher.ownCommand(String(decoding: first, as: UTF8.self), context: context,
+                                                    searchPath: env["PATH"]) as? any LibraryWantingCommand.Type,
+           command.wantsLibraries(env) { return true }
         if let program = options.program.first, program.last == UInt8(ascii: "o"),
            String(decoding: program, as: UTF8.self).hasSuffix(".so") { return true }
         return env.names.contains { $0.hasPrefix("PLUGIN") && $0.dropFirst(6).allSatisfy(\.isNumber) && $0.count > 6 }
