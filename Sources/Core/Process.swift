@@ -131,6 +131,9 @@ public struct SpawnOptions: Sendable {
     public var inheritSignalState = false
     /// The child's working directory (the parent's when nil).
     public var workingDirectory: String? = nil
+    /// The file to execute when it is not argv[0] (a multi-call binary run under another
+    /// name); used as given, without a PATH search.
+    public var executable: String? = nil
     public init() {}
 }
 
@@ -141,9 +144,9 @@ public enum Spawn {
     public static func start(_ arguments: [[UInt8]], environment: Environment,
                              options: SpawnOptions = SpawnOptions()) -> Result<pid_t, SystemError> {
         guard let first = arguments.first else { return .failure(SystemError("unable to run", "", errno: EINVAL)) }
-        let program = String(decoding: first, as: UTF8.self)
+        let program = options.executable ?? String(decoding: first, as: UTF8.self)
         // A path with "/" is used as given: relative ones resolve in the child's directory.
-        guard let path = program.contains("/") ? program : Exec.resolve(program, path: environment["PATH"]) else {
+        guard let path = options.executable != nil || program.contains("/") ? program : Exec.resolve(program, path: environment["PATH"]) else {
             return .failure(SystemError("unable to run", program, errno: ENOENT))
         }
         var attributes = posix_spawnattr_t()

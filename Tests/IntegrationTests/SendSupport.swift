@@ -54,10 +54,15 @@ while True:
         else:
             with open(os.path.join(queue, "mess", mess.decode()), "rb") as f:
                 body = f.read()
-            # Appended through a rename, so a reader never sees a half-written delivery.
+            # The mailbox is appended through a rename, last, so a reader that sees it also
+            # sees the fields and the deliveries line, and never a half-written delivery.
             target = os.path.join(out, rcpt.decode())
             lock = open(os.path.join(out, ".lock"), "ab")
             fcntl.flock(lock, fcntl.LOCK_EX)
+            with open(os.path.join(out, rcpt.decode() + ".fields"), "wb") as f:
+                f.write(b"qqeh=" + qqeh + b"\nenvh=" + envh + b"\n")
+            with open(os.path.join(out, "deliveries"), "ab") as f:
+                f.write(chan.encode() + b" " + mess + b" <" + sender + b"> " + rcpt + b"\n")
             try:
                 with open(target, "rb") as f: before = f.read()
             except FileNotFoundError:
@@ -66,10 +71,6 @@ while True:
                 f.write(before + b"From <" + sender + b">\n" + body)
             os.rename(target + ".tmp", target)
             lock.close()
-            with open(os.path.join(out, rcpt.decode() + ".fields"), "wb") as f:
-                f.write(b"qqeh=" + qqeh + b"\nenvh=" + envh + b"\n")
-            with open(os.path.join(out, "deliveries"), "ab") as f:
-                f.write(chan.encode() + b" " + mess + b" <" + sender + b"> " + rcpt + b"\n")
             report = b"Kdelivered by stand-in."
         os.write(1, slot + report + b"\0")
         if forking:

@@ -1,6 +1,5 @@
 // Starting a spawner's child: posix_spawn when no identity change is needed (the cheap
 // path), fork + setgid/setuid + execve when running as root for another account.
-import CSupport
 import Core
 import Glibc
 
@@ -50,27 +49,11 @@ enum ChildLauncher {
     }
 
     private static func posixSpawn(_ spec: ChildSpec, path: String) -> Result<pid_t, SystemError> {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        var empty = sigset_t(), all = sigset_t()
-        sigemptyset(&empty)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        posix_spawn_file_actions_adddup2(&actions, spec.stdin, 0)
-        posix_spawn_file_actions_adddup2(&actions, spec.stdout, 1)
-        if spec.stderrToStdout { posix_spawn_file_actions_adddup2(&actions, spec.stdout, 2) }
-        _ = withUnsafeMutablePointer(to: &actions) { cs_spawn_add_chdir($0, spec.directory) }
-        let block = ExecBlock(arguments: spec.arguments, environment: spec.environment)
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, &attributes, block.argv, block.envp)
-        guard rc == 0 else { return .failure(SystemError("unable to run", path, errno: rc)) }
-        return .success(pid)
+        var options = SpawnOptions()
+        options.executable = path
+        options.fileMoves = [(spec.stdin, 0), (spec.stdout, 1)] + (spec.stderrToStdout ? [(spec.stdout, Int32(2))] : [])
+        options.workingDirectory = spec.directory
+        return Spawn.start(spec.arguments, environment: spec.environment, options: options)
     }
 
     /// Everything the child needs is built before fork; after it only async-signal-safe

@@ -100,8 +100,9 @@ public enum ServiceTemplate: String, CaseIterable, Sendable {
             """
     }
 
-    private static let sendText = heading("delivery: qscheduler runs the queues of QUEUE_BASE (qmail-send per queue).",
-                                          "qmail-send.run") + """
+    /// Both delivery kinds start the same way: stderr into the log, then the default
+    /// delivery from the service's control directory (./Maildir/ when none is set).
+    private static let defaultDeliveryPreamble = """
         exec 2>&1
         if [ -s variables/CONTROLDIR ]; then
             cntrl_dir=$(head -n 1 variables/CONTROLDIR)
@@ -114,25 +115,17 @@ public enum ServiceTemplate: String, CaseIterable, Sendable {
             defaultdelivery="./Maildir/"
         fi
         export defaultdelivery
+        """ + "\n"
+
+    private static let sendText = heading("delivery: qscheduler runs the queues of QUEUE_BASE (qmail-send per queue).",
+                                          "qmail-send.run") + defaultDeliveryPreamble + """
         @ULIMIT@exec @PREFIX@/bin/envdir variables sh -c 'exec @PREFIX@/bin/softlimit @MSGQ@-m $SOFT_MEM -o 1024 \\
         @PREFIX@/sbin/qscheduler @QTYPE@ "$defaultdelivery"'
 
         """
 
     private static let slowqText = heading("slow delivery: slowq-start runs slowq-send on the rate-limited queue QUEUEDIR.",
-                                           "slowq.run") + """
-        exec 2>&1
-        if [ -s variables/CONTROLDIR ]; then
-            cntrl_dir=$(head -n 1 variables/CONTROLDIR)
-        else
-            cntrl_dir=@CONTROLDIR@
-        fi
-        if [ -f "$cntrl_dir/defaultdelivery" ]; then
-            defaultdelivery=$(head -n 1 "$cntrl_dir/defaultdelivery")
-        else
-            defaultdelivery="./Maildir/"
-        fi
-        export defaultdelivery
+                                           "slowq.run") + defaultDeliveryPreamble + """
         exec @PREFIX@/bin/envdir variables sh -c 'exec @PREFIX@/bin/softlimit -m $SOFT_MEM -o 1024 \\
         @PREFIX@/sbin/slowq-start "$defaultdelivery"'
 
