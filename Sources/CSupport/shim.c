@@ -1,6 +1,7 @@
 // GNU extensions need _GNU_SOURCE before any system header, so they live here.
 #define _GNU_SOURCE
 #include <spawn.h>
+#include <sys/auxv.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -76,4 +77,8 @@ long cs_send_unix_datagram(const char *path, const void *buf, unsigned long len)
 
 int cs_accept4(int fd, void *addr, unsigned int *len, int flags) {
     return accept4(fd, (struct sockaddr *)addr, (socklen_t *)len, flags);
+}
+
+unsigned long cs_interpreter_base(void) {
+    return getauxval(AT_BASE);
 }

@@ -1,5 +1,8 @@
 // The suite's users and groups: reference names by default, each overridable, and
-// lookups through the C library (NSS), never by parsing /etc/passwd ourselves.
+// lookups through the C library (NSS) — except in a fully static executable, where NSS
+// would dlopen modules built for the dynamic libc (libnss_systemd crashes there on any
+// name that /etc/passwd does not have): that one reads /etc/passwd and /etc/group itself.
+import CSupport
 import Glibc
 
 public struct Account: Equatable, Sendable {
@@ -7,6 +10,10 @@ public struct Account: Equatable, Sendable {
     public let uid: uid_t
     public let gid: gid_t
     public let home: String
+
+    public init(name: String, uid: uid_t, gid: gid_t, home: String) {
+        (self.name, self.uid, self.gid, self.home) = (name, uid, gid, home)
+    }
 }
 
 public enum AccountError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -24,7 +31,13 @@ public enum AccountError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 public enum Accounts {
+    /// True in a fully static executable (no dynamic loader mapped: AT_BASE is 0).
+    public static let isStaticExecutable = cs_interpreter_base() == 0
+
     public static func user(_ name: String) -> Result<Account, AccountError> {
+        if isStaticExecutable {
+            return FilesDatabase.users().first { $0.name == name }.map { .success($0) } ?? .failure(.noSuchUser(name))
+        }
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16384)
@@ -36,6 +49,7 @@ public enum Accounts {
     }
 
     public static func user(uid: uid_t) -> Account? {
+        if isStaticExecutable { return FilesDatabase.users().first { $0.uid == uid } }
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16384)
@@ -46,6 +60,9 @@ public enum Accounts {
     }
 
     public static func group(_ name: String) -> Result<gid_t, AccountError> {
+        if isStaticExecutable {
+            return FilesDatabase.groups().first { $0.name == name }.map { .success($0.gid) } ?? .failure(.noSuchGroup(name))
+        }
         var entry = Glibc.group()
         var result: UnsafeMutablePointer<Glibc.group>?
         var buffer = [CChar](repeating: 0, count: 16384)
@@ -53,6 +70,44 @@ public enum Accounts {
         guard rc == 0 else { return .failure(.lookupFailed(name, rc)) }
         guard let found = result else { return .failure(.noSuchGroup(name)) }
         return .success(found.pointee.gr_gid)
+    }
+}
+
+/// /etc/passwd and /etc/group read directly (static executables only; see the top).
+/// Malformed lines are skipped, as the C library's files module does.
+public enum FilesDatabase {
+    public struct Group: Equatable, Sendable {
+        public let name: String
+        public let gid: gid_t
+        public let members: [String]
+
+        public init(name: String, gid: gid_t, members: [String]) {
+            (self.name, self.gid, self.members) = (name, gid, members)
+        }
+    }
+
+    public static func users(path: String = "/etc/passwd") -> [Account] {
+        records(path).compactMap { f in
+            guard f.count >= 7, !f[0].isEmpty, let uid = uid_t(f[2]), let gid = gid_t(f[3]) else { return nil }
+            return Account(name: f[0], uid: uid, gid: gid, home: f[5])
+        }
+    }
+
+    public static func groups(path: String = "/etc/group") -> [Group] {
+        records(path).compactMap { f in
+            guard f.count >= 4, !f[0].isEmpty, let gid = gid_t(f[2]) else { return nil }
+            return Group(name: f[0], gid: gid, members: f[3].split(separator: ",").map(String.init))
+        }
+    }
+
+    private static func records(_ path: String) -> [[String]] {
+        guard case .success(let bytes) = FD.readFile(path) else { return [] }
+        return bytes.split(separator: 10).compactMap { line in
+            guard let first = line.first, first != UInt8(ascii: "#"), first != UInt8(ascii: "+"),
+                  first != UInt8(ascii: "-") else { return nil }
+            return line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+                .map { String(decoding: $0, as: UTF8.self) }
+        }
     }
 }
 

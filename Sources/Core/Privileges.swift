@@ -26,6 +26,13 @@ public enum Privileges {
     /// Every group the group database gives `account`: its primary gid first, then each
     /// group that lists the user as a member (what initgroups(3) would install).
     public static func memberships(of account: Account) -> Result<[gid_t], SystemError> {
+        if Accounts.isStaticExecutable {
+            var list = [account.gid]
+            for group in FilesDatabase.groups() where group.members.contains(account.name) && !list.contains(group.gid) {
+                list.append(group.gid)
+            }
+            return .success(list)
+        }
         var capacity: Int32 = 64
         // getgrouplist reports the size it needs; a database that keeps growing under us
         // still ends, because each round asks for at least what was reported.

@@ -100,4 +100,7 @@ static inline int cs_pidfd_open(pid_t pid, unsigned int flags) {
 #endif
 }
 
+/* The dynamic loader's base address: 0 in a fully static executable. */
+unsigned long cs_interpreter_base(void);
+
 #endif

@@ -398,12 +398,8 @@ public struct SMTPSession {
 
     private static func systemAccountExists(_ name: [UInt8]) -> Bool {
         guard !name.isEmpty, !name.contains(0) else { return false }
-        return (name + [0]).withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { chars in
-                guard let base = chars.baseAddress else { return false }
-                return getpwnam(base) != nil
-            }
-        }
+        if case .success = Accounts.user(String(decoding: name, as: UTF8.self)) { return true }
+        return false
     }
 
     /// The reference's dnscheck: skipped for `nodnscheck` entries and domain literals; an

@@ -55,6 +55,10 @@ public enum PasswdResolver {
 
     /// The system's account database (NSS).
     public static func systemLookup(_ name: String) -> (Entry?, Int32) {
+        if Accounts.isStaticExecutable {
+            guard case .success(let a) = Accounts.user(name) else { return (nil, 0) }
+            return (Entry(name: a.name, uid: a.uid, gid: a.gid, home: a.home), 0)
+        }
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16384)
