@@ -55,4 +55,21 @@ public enum Base64 {
         }
         return out
     }
+
+    /// What a client accepts from a server: white space and `=` anywhere are skipped, so
+    /// only a character outside the alphabet fails (nil).
+    public static func decodeLeniently(_ text: some Collection<UInt8>) -> [UInt8]? {
+        var out: [UInt8] = []
+        var accumulator: UInt32 = 0, bits = 0
+        for c in text where ![61, 32, 9, 13, 10].contains(c) {
+            guard let v = value(c) else { return nil }
+            accumulator = (accumulator << 6 | v) & 0xFFFFFF
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+            }
+        }
+        return out
+    }
 }

@@ -135,21 +135,14 @@ final class MailWorld {
     /// TERM to the top process: an orderly stop. Returns how it ended.
     @discardableResult
     func terminate() -> WaitStatus? {
-        guard let tree else { return nil }
-        kill(tree.pid, SIGTERM)
-        let status = tree.waitExit(within: 20)
-        eventually(within: 10) { SendFixture.liveMembers(of: tree.pid).isEmpty }
-        self.tree = nil
-        return status
+        defer { tree = nil }
+        return tree.flatMap { DeliveryTree.terminate($0, within: 20) }
     }
 
     /// kill -9 of the whole tree.
     func stop() {
-        guard let tree else { return }
-        kill(-tree.pid, SIGKILL)
-        _ = tree.waitExit(within: 5)
-        eventually(within: 10) { SendFixture.liveMembers(of: tree.pid).isEmpty }
-        self.tree = nil
+        if let tree { DeliveryTree.kill(tree) }
+        tree = nil
     }
 
     var treePid: pid_t? { tree?.pid }

@@ -125,21 +125,14 @@ final class SendFixture {
 
     /// Kills every process of the tree at once (a crash) and waits until they are gone.
     func stopAll() {
-        guard let send else { return }
-        kill(-send.pid, SIGKILL)
-        _ = send.waitExit(within: 5)
-        eventually(within: 10) { SendFixture.liveMembers(of: send.pid).isEmpty }
-        self.send = nil
+        if let send { DeliveryTree.kill(send) }
+        send = nil
     }
 
     /// SIGTERM and the exit status (nil if it did not stop in time).
     func terminate() -> WaitStatus? {
-        guard let send else { return nil }
-        kill(send.pid, SIGTERM)
-        let status = send.waitExit(within: 15)
-        eventually(within: 10) { SendFixture.liveMembers(of: send.pid).isEmpty }
-        self.send = nil
-        return status
+        defer { send = nil }
+        return send.flatMap { DeliveryTree.terminate($0, within: 15) }
     }
 
     func signal(_ s: Int32) { if let send { kill(send.pid, s) } }
@@ -233,5 +226,24 @@ final class SendFixture {
             if h[i] == n[0] && Array(h[i..<(i + n.count)]) == n { count += 1; i += n.count } else { i += 1 }
         }
         return count
+    }
+}
+
+/// A qmail-start tree (its own process group) stopped the two ways the tests need, each
+/// waiting until no member of the group is left.
+enum DeliveryTree {
+    /// kill -9 of the whole group at once: a crash.
+    static func kill(_ top: BackgroundChild) {
+        Glibc.kill(-top.pid, SIGKILL)
+        _ = top.waitExit(within: 5)
+        eventually(within: 10) { SendFixture.liveMembers(of: top.pid).isEmpty }
+    }
+
+    /// TERM to the top process: an orderly stop. Returns how it ended (nil: not in time).
+    static func terminate(_ top: BackgroundChild, within seconds: Double) -> WaitStatus? {
+        Glibc.kill(top.pid, SIGTERM)
+        let status = top.waitExit(within: seconds)
+        eventually(within: 10) { SendFixture.liveMembers(of: top.pid).isEmpty }
+        return status
     }
 }

@@ -45,12 +45,12 @@ extension RemoteDelivery {
             // The password is the bearer token; a refusal comes as a 334 with a JSON
             // error, answered with an empty line before the final reply.
             let payload = Array("user=".utf8) + user + Array("\u{1}auth=Bearer ".utf8) + password + [1, 1]
-            try send(c, Array("AUTH XOAUTH2 ".utf8) + base64Encode(payload) + [13, 10])
+            try send(c, Array("AUTH XOAUTH2 ".utf8) + Base64.encode(payload) + [13, 10])
             var r = try reply(c)
             if r.code == 235 { return user }
             var detail: [UInt8] = []
             if r.code == 334 {
-                detail = r.lines.first.flatMap { base64Decode(Array($0.dropFirst(4))) } ?? []
+                detail = r.lines.first.flatMap { Base64.decodeLeniently(Array($0.dropFirst(4))) } ?? []
                 try send(c, [13, 10])
                 r = try reply(c)
             }
@@ -70,19 +70,19 @@ extension RemoteDelivery {
             return user
         }
         if method == "PLAIN" {
-            try send(c, base64Encode(sender + [0] + user + [0] + password) + [13, 10])
+            try send(c, Base64.encode(sender + [0] + user + [0] + password) + [13, 10])
         } else if method == "LOGIN" {
-            try send(c, base64Encode(user) + [13, 10])
+            try send(c, Base64.encode(user) + [13, 10])
             r = try reply(c)
             guard r.code == 334 else {
                 throw quit(c, .deferral, "Connected to ", [" but authentication was rejected (username)"], reply: r.text)
             }
-            try send(c, base64Encode(password) + [13, 10])
+            try send(c, Base64.encode(password) + [13, 10])
         } else {
             // CRAM-*: the challenge follows "334 "; answer "user hex(HMAC(password, challenge))".
             let encoded = r.lines.first.map { Array($0.dropFirst(4)) } ?? []
             guard !encoded.isEmpty else { throw quit(c, .deferral, "Connected to ", [" but got no challenge"], reply: r.text) }
-            guard let challenge = base64Decode(encoded) else {
+            guard let challenge = Base64.decodeLeniently(encoded) else {
                 throw quit(c, .deferral, "Connected to ", [" but unable to base64decode challenge"], reply: r.text)
             }
             let algorithm = RemoteDelivery.cramDigest(method)
@@ -91,7 +91,7 @@ extension RemoteDelivery {
             }
             let hex = Array("0123456789abcdef".utf8)
             let answer = user + [32] + mac.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 15)]] }
-            try send(c, base64Encode(answer) + [13, 10])
+            try send(c, Base64.encode(answer) + [13, 10])
         }
         r = try reply(c)
         guard r.code == 235 else { throw authFailure(c, r, method) }
@@ -120,17 +120,17 @@ extension RemoteDelivery {
         }
         var generator = SystemRandomNumberGenerator()
         let nonceBytes = (0..<18).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let clientNonce = base64Encode(nonceBytes)
+        let clientNonce = Base64.encode(nonceBytes)
         // SASLprep is not applied; "," and "=" in the name are escaped as the RFC asks.
         var name: [UInt8] = []
         for b in user {
             if b == UInt8(ascii: ",") { name += Array("=2C".utf8) } else if b == UInt8(ascii: "=") { name += Array("=3D".utf8) } else { name.append(b) }
         }
         let clientFirstBare = Array("n=".utf8) + name + Array(",r=".utf8) + clientNonce
-        try send(c, Array("AUTH \(method) ".utf8) + base64Encode(gs2Header + clientFirstBare) + [13, 10])
+        try send(c, Array("AUTH \(method) ".utf8) + Base64.encode(gs2Header + clientFirstBare) + [13, 10])
         var r = try reply(c)
         guard r.code == 334 else { throw authFailure(c, r, method) }
-        guard let serverFirst = r.lines.first.flatMap({ base64Decode(Array($0.dropFirst(4))) }) else {
+        guard let serverFirst = r.lines.first.flatMap({ Base64.decodeLeniently(Array($0.dropFirst(4))) }) else {
             throw fail("unable to base64decode challenge", r)
         }
         var fields: [UInt8: [UInt8]] = [:]
@@ -138,12 +138,12 @@ extension RemoteDelivery {
             fields[part[part.startIndex]] = Array(part.dropFirst(2))
         }
         guard let nonce = fields[UInt8(ascii: "r")], nonce.starts(with: clientNonce),
-              let saltText = fields[UInt8(ascii: "s")], let salt = base64Decode(saltText),
+              let saltText = fields[UInt8(ascii: "s")], let salt = Base64.decodeLeniently(saltText),
               let iterText = fields[UInt8(ascii: "i")], let iterations = Int(String(decoding: iterText, as: UTF8.self)),
               iterations > 0, iterations <= 10_000_000 else {
             throw fail("got an unusable SCRAM challenge", r)
         }
-        let clientFinalBare = Array("c=".utf8) + base64Encode(channelData) + Array(",r=".utf8) + nonce
+        let clientFinalBare = Array("c=".utf8) + Base64.encode(channelData) + Array(",r=".utf8) + nonce
         let authMessage = clientFirstBare + [UInt8(ascii: ",")] + serverFirst + [UInt8(ascii: ",")] + clientFinalBare
         guard let salted = digests.pbkdf2(algorithm, password: password, salt: salt, iterations: iterations,
                                           length: algorithm == "sha1" ? 20 : 32),
@@ -155,11 +155,11 @@ extension RemoteDelivery {
             throw fail("unable to compute the SCRAM proof", r)
         }
         let proof = zip(clientKey, signature).map { $0 ^ $1 }
-        try send(c, base64Encode(clientFinalBare + Array(",p=".utf8) + base64Encode(proof)) + [13, 10])
+        try send(c, Base64.encode(clientFinalBare + Array(",p=".utf8) + Base64.encode(proof)) + [13, 10])
         r = try reply(c)
         if r.code == 334 {
-            let final = r.lines.first.flatMap { base64Decode(Array($0.dropFirst(4))) } ?? []
-            guard final == Array("v=".utf8) + base64Encode(serverSignature) else {
+            let final = r.lines.first.flatMap { Base64.decodeLeniently(Array($0.dropFirst(4))) } ?? []
+            guard final == Array("v=".utf8) + Base64.encode(serverSignature) else {
                 _ = c.send("*\r\n")
                 throw fail("the server's SCRAM signature did not verify", r)
             }
@@ -176,7 +176,7 @@ extension RemoteDelivery {
         guard let encoded = r.lines.first.map({ Array($0.dropFirst(4)) }), !encoded.isEmpty else {
             throw quit(c, .deferral, "Connected to ", [" but got no challenge"], reply: r.text)
         }
-        guard let challenge = base64Decode(encoded) else {
+        guard let challenge = Base64.decodeLeniently(encoded) else {
             throw quit(c, .deferral, "Connected to ", [" but unable to base64decode challenge"], reply: r.text)
         }
         guard let nonce = RemoteDelivery.directive("nonce", in: challenge) else {
@@ -199,7 +199,7 @@ extension RemoteDelivery {
         var answer = Array("cnonce=\"".utf8) + cnonce + Array("\",digest-uri=\"".utf8) + uri
         answer += Array("\",nc=00000001,nonce=\"".utf8) + nonce + Array("\",qop=\"auth\",realm=\"".utf8) + realm
         answer += Array("\",response=".utf8) + hexed(response) + Array(",username=\"".utf8) + user + Array("\"".utf8)
-        try send(c, base64Encode(answer) + [13, 10])
+        try send(c, Base64.encode(answer) + [13, 10])
         r = try reply(c)
         guard r.code == 334 else {
             throw quit(c, .deferral, "Connected to ", [" but authentication was rejected (username+digest)"], reply: r.text)

@@ -236,48 +236,6 @@ struct RemoteSettings {
     var usesTimeoutTable: Bool { penalty != 0 }
 }
 
-/// Standard base64 (for AUTH PLAIN/LOGIN).
-func base64Encode(_ bytes: [UInt8]) -> [UInt8] {
-    let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-    var out: [UInt8] = []
-    var i = 0
-    while i < bytes.count {
-        let b0 = bytes[i], b1 = i + 1 < bytes.count ? bytes[i + 1] : 0, b2 = i + 2 < bytes.count ? bytes[i + 2] : 0
-        out.append(table[Int(b0 >> 2)])
-        out.append(table[Int((b0 & 3) << 4 | b1 >> 4)])
-        out.append(i + 1 < bytes.count ? table[Int((b1 & 15) << 2 | b2 >> 6)] : UInt8(ascii: "="))
-        out.append(i + 2 < bytes.count ? table[Int(b2 & 63)] : UInt8(ascii: "="))
-        i += 3
-    }
-    return out
-}
-
-/// Standard base64 decoding, white space ignored; nil on anything else that is not base64.
-func base64Decode(_ text: [UInt8]) -> [UInt8]? {
-    var out: [UInt8] = []
-    var acc: UInt32 = 0
-    var bits = 0
-    for c in text {
-        let v: UInt32
-        switch c {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(c - 65)
-        case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(c - 97 + 26)
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - 48 + 52)
-        case UInt8(ascii: "+"): v = 62
-        case UInt8(ascii: "/"): v = 63
-        case UInt8(ascii: "="), 32, 9, 13, 10: continue
-        default: return nil
-        }
-        acc = (acc << 6 | v) & 0xFFFFFF
-        bits += 6
-        if bits >= 8 {
-            bits -= 8
-            out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
-        }
-    }
-    return out
-}
-
 /// remote_auth.cdb, looked up as qmail's cdb_match does for users/cdb: the exact key
 /// `!address\0`, else the longest `!prefix` that ends in one of the wildcard characters
 /// stored under the empty key (the rest of the address is appended to its value).

@@ -55,18 +55,11 @@ public enum PasswdResolver {
 
     /// The system's account database (NSS).
     public static func systemLookup(_ name: String) -> (Entry?, Int32) {
-        if Accounts.isStaticExecutable {
-            guard case .success(let a) = Accounts.user(name) else { return (nil, 0) }
-            return (Entry(name: a.name, uid: a.uid, gid: a.gid, home: a.home), 0)
+        switch Accounts.user(name) {
+        case .success(let a): return (Entry(name: a.name, uid: a.uid, gid: a.gid, home: a.home), 0)
+        case .failure(.lookupFailed(_, let code)): return (nil, code)
+        case .failure: return (nil, 0)
         }
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 16384)
-        let rc = getpwnam_r(name, &entry, &buffer, buffer.count, &result)
-        guard let found = result else { return (nil, rc) }
-        let pwName = found.pointee.pw_name.map { String(cString: $0) } ?? name
-        return (Entry(name: pwName, uid: found.pointee.pw_uid, gid: found.pointee.pw_gid,
-                      home: found.pointee.pw_dir.map { String(cString: $0) } ?? ""), 0)
     }
 
     public static func systemHomeOwner(_ path: String) -> (uid_t?, Int32) {
