@@ -13,12 +13,17 @@ struct ServiceManagement {
         given.hasPrefix("/") ? given : Path.join(serviceDirectory, given)
     }
 
+    /// Where --rmsvc keeps a disabled service: `.name` beside it, which svscan skips.
+    func hiddenPath(_ dir: String) -> String {
+        Path.join(Path.dirname(dir), "." + Path.basename(dir))
+    }
+
     /// --rmsvc: stop the service and its logger, then rename it to `.name` so svscan skips it.
     func disable(_ list: [String]) -> Int32 {
         var status: Int32 = 0
         for given in list {
             let dir = path(given)
-            let hidden = Path.join(Path.dirname(dir), "." + Path.basename(dir))
+            let hidden = hiddenPath(dir)
             guard Path.isDirectory(dir) else {
                 if Path.isDirectory(hidden) { tool.say("\(dir) already disabled"); continue }
                 status = diag.fatal(ExitCode.permanent, "\(dir): No such file or directory")
@@ -41,7 +46,7 @@ struct ServiceManagement {
         var status: Int32 = 0
         for given in list {
             let dir = path(given)
-            let hidden = Path.join(Path.dirname(dir), "." + Path.basename(dir))
+            let hidden = hiddenPath(dir)
             guard Path.isDirectory(hidden) else {
                 if Path.isDirectory(dir) { tool.say("\(dir) already enabled"); continue }
                 status = diag.fatal(ExitCode.permanent, "\(hidden): No such file or directory")
