@@ -82,3 +82,12 @@ int cs_accept4(int fd, void *addr, unsigned int *len, int flags) {
 unsigned long cs_interpreter_base(void) {
     return getauxval(AT_BASE);
 }
+
+int cs_peer_credentials(int fd, unsigned int *uid, int *pid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -1;
+    *uid = cred.uid;
+    *pid = cred.pid;
+    return 0;
+}

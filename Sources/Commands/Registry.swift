@@ -30,6 +30,7 @@ public enum CommandRegistry {
         QmailNullqueueCommand.self,
         QmailPw2uCommand.self,
         QmailQreadCommand.self,
+        QmailQueuedCommand.self,
         QmailRspawnCommand.self,
         QmailSendCommand.self,
         QmailShowctlCommand.self,

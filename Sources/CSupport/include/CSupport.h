@@ -100,6 +100,9 @@ static inline int cs_pidfd_open(pid_t pid, unsigned int flags) {
 #endif
 }
 
+/* SO_PEERCRED of a connected AF_UNIX socket (struct ucred needs _GNU_SOURCE). */
+int cs_peer_credentials(int fd, unsigned int *uid, int *pid);
+
 /* The dynamic loader's base address: 0 in a fully static executable. */
 unsigned long cs_interpreter_base(void);
 

@@ -434,7 +434,6 @@ struct LocalSession {
         case .success(let s): submission = s
         case .failure(let e): throw .temporary("Unable to fork: \(e.reason). (#4.3.0)")
         }
-        forwardPID = submission.pid
         var head = r.dtline
         for address in recipients { head += Array("X-Forwarded-To: ".utf8) + address + [10] }
         head += Array("X-Forwarded-For: ".utf8) + newSender + [10] + r.qqeh
@@ -450,7 +449,7 @@ struct LocalSession {
             throw .temporary("Unable to read message: \(readError.reason). (#4.3.0)")
         }
         let verdict = submission.finish(Envelope(sender: newSender, recipients: recipients))
-        if case .accepted = verdict { return }
+        if case .accepted(let pid) = verdict { forwardPID = pid; return }
         let text = verdict.replyText
         let reason = String(text.dropFirst())
         if text.hasPrefix("D") { throw .permanent("Unable to forward message: \(reason).") }

@@ -37,7 +37,6 @@ public struct QmqpdCommand: Command {
         case .success(let s): submission = s
         case .failure(let e): return context.diagnostics.fatal(ExitCode.temporary, "unable to start the queue: \(e)")
         }
-        let qp = submission.pid
         let header = NetworkReceived(program: "qmqpd", protocolName: "QMQP", environment: env, pid: getpid(),
                                      date: ReceivedHeader.date822(seconds: time(nil)))
         submission.write(header.bytes)
@@ -79,7 +78,7 @@ public struct QmqpdCommand: Command {
         } else {
             let sender = addresses.first ?? []
             let verdict = submission.finish(Envelope(sender: sender, recipients: Array(addresses.dropFirst())))
-            if case .accepted = verdict { result = "Kok \(time(nil)) qp \(qp)" } else { result = verdict.replyText }
+            if case .accepted(let qp) = verdict { result = "Kok \(time(nil)) qp \(qp)" } else { result = verdict.replyText }
         }
         _ = FD.writeAll(1, Netstring.encode(result))
         return 0

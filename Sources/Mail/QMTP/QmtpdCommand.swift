@@ -62,7 +62,6 @@ public struct QmtpdCommand: Command {
             case .success(let s): submission = s
             case .failure(let e): return diag.fatal(ExitCode.temporary, "unable to start the queue: \(e)")
             }
-            let qp = submission.pid
             var remaining = length
             guard case .success(let marker) = stream.byte() else { submission.abandon(); return 0 }
             remaining -= 1
@@ -172,7 +171,7 @@ public struct QmtpdCommand: Command {
                 result = "Zqq write error or disk full (#4.3.0)"
             } else {
                 let verdict = submission.finish(Envelope(sender: sender, recipients: recipients))
-                if case .accepted = verdict {
+                if case .accepted(let qp) = verdict {
                     result = "Kok \(time(nil)) qp \(qp)"
                 } else {
                     result = verdict.replyText

@@ -29,7 +29,7 @@ public enum QmailQueue {
     public static func main(environment env: Environment) -> Int32 {
         prepareSignals()
         umask(0o033)
-        var injection = Injection(environment: env)
+        var injection = Injection(environment: env, callerUID: getuid(), input: DescriptorInput())
         let code = injection.run()
         if code != 0 { injection.cleanup() }
         return code
@@ -102,16 +102,33 @@ public enum QmailQueue {
     }
 }
 
+/// Where an injection's message and envelope come from: fds 0 and 1 (qmail-queue), or a
+/// request already read whole by a qmail-queued worker.
+protocol InjectionInput {
+    /// Copies the message to `out`; nil on success, else the exit code.
+    mutating func copyMessage(into out: BufferedWriter) -> Int32?
+    mutating func readEnvelope() -> Result<Envelope, EnvelopeError>
+    /// The network client's address when the environment does not name it.
+    func peerAddress() -> String?
+}
+
 /// One run of qmail-queue. Files are named relative to the queue directory after chdir,
 /// as the reference does.
-struct Injection {
+struct Injection<Input: InjectionInput> {
     let env: Environment
+    /// Who asked: the real uid of qmail-queue, the peer of a qmail-queued connection.
+    let callerUID: uid_t
+    var input: Input
     var messPath: String?
     var intdPath: String?
     var messFD: Int32 = -1
     var intdFD: Int32 = -1
 
-    init(environment: Environment) { self.env = environment }
+    init(environment: Environment, callerUID: uid_t, input: Input) {
+        self.env = environment
+        self.callerUID = callerUID
+        self.input = input
+    }
 
     mutating func run() -> Int32 {
         let startTime = time(nil)
@@ -126,7 +143,7 @@ struct Injection {
         // The directories too, unless USE_SYNCDIR=0 (as todo-proc and qmail-local read it).
         let syncDirectories = sync != .none && env["USE_SYNCDIR"] != "0"
         let pid = getpid()
-        let uid = getuid()
+        let uid = callerUID
         let header = receivedHeader(pid: pid, uid: uid, time: startTime)
 
         let death = env["DEATH"].map { UInt32(clamping: max(0, QueueLayout.leadingNumber($0))) } ?? 86400
@@ -158,7 +175,7 @@ struct Injection {
         // The message: our Received line, then fd 0 to its end.
         let out = BufferedWriter(fd: messFD, capacity: 65536)
         guard out.write(header.bytes).isSuccess else { return QueueExit.writeError.rawValue }
-        if let code = copyMessage(into: out) { return code }
+        if let code = input.copyMessage(into: out) { return code }
         guard out.flush().isSuccess else { return QueueExit.writeError.rawValue }
 
         // The envelope.
@@ -172,7 +189,7 @@ struct Injection {
         guard envelopeOut.write(QueuedEnvelope.prefix(uid: UInt64(uid), pid: UInt64(pid))).isSuccess else {
             return QueueExit.writeError.rawValue
         }
-        switch readEnvelope() {
+        switch input.readEnvelope() {
         case .failure(let e): return e.exitCode
         case .success(let envelope):
             var records: [UInt8] = [UInt8(ascii: "F")] + envelope.sender + [0]
@@ -233,7 +250,7 @@ struct Injection {
         } else {
             var ip = env["TCPREMOTEIP"]
             if ip == nil && !hide && env["FASTQUEUE"].map(QueueLayout.leadingNumber) ?? 0 == 0 {
-                ip = QmailQueue.peerAddress()
+                ip = input.peerAddress()
             }
             origin = .user(uid: UInt64(uid), remoteIP: ip)
         }
@@ -241,8 +258,18 @@ struct Injection {
                               date: ReceivedHeader.date822(seconds: time))
     }
 
+    func syncDirectory(_ dir: String) -> Bool {
+        let fd = Glibc.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
+        return FD.sync(fd).isSuccess
+    }
+}
+
+/// qmail-queue's input: the message on fd 0 up to its end, the envelope on fd 1.
+struct DescriptorInput: InjectionInput {
     /// Copies fd 0 to the mess file; nil on success, else the exit code.
-    func copyMessage(into out: BufferedWriter) -> Int32? {
+    mutating func copyMessage(into out: BufferedWriter) -> Int32? {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { readSome(0, $0) }
@@ -253,7 +280,7 @@ struct Injection {
     }
 
     /// Reads the client envelope from fd 1 up to its terminating NUL and no further.
-    func readEnvelope() -> Result<Envelope, EnvelopeError> {
+    mutating func readEnvelope() -> Result<Envelope, EnvelopeError> {
         var reader = EnvelopeReader()
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -271,12 +298,7 @@ struct Injection {
         }
     }
 
-    func syncDirectory(_ dir: String) -> Bool {
-        let fd = Glibc.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { Glibc.close(fd) }
-        return FD.sync(fd).isSuccess
-    }
+    func peerAddress() -> String? { QmailQueue.peerAddress() }
 }
 
 /// read(2) that waits out EINTR and EAGAIN (an inherited non-blocking pipe): bytes read,

@@ -32,13 +32,30 @@ public enum QueueVerdict: Equatable, Sendable {
     }
 }
 
-/// One running qmail-queue: write the message with `write`, then call `finish` once.
+/// One message on its way into the queue: write it with `write`, then call `finish` once.
+/// It goes to a running qmail-queue (or QMAILQUEUE) through pipes, or, when QUEUE_SOCKET
+/// names a qmail-queued socket, is gathered here and handed over whole at `finish`.
 public struct QueueSubmission: ~Copyable {
-    public let pid: pid_t
-    private let messageFD: Int32
-    private let envelopeFD: Int32
-    private let errorFD: Int32
+    private enum Route {
+        case process(pid: pid_t, messageFD: Int32, envelopeFD: Int32, errorFD: Int32)
+        case service(socket: String)
+        /// qmail-queue could not be started after the message outgrew the service.
+        case failed
+    }
+
+    private var route: Route
+    private let environment: Environment
+    private let arguments: [[UInt8]]
+    /// The message so far, while it goes to qmail-queued.
+    private var gathered: [UInt8] = []
     private var writeFailed = false
+
+    /// The pid of the queue program when one runs already (not while the message is
+    /// gathered for qmail-queued): the verdict carries the pid that wrote the files.
+    public var pid: pid_t? {
+        if case .process(let pid, _, _, _) = route { return pid }
+        return nil
+    }
 
     /// The program chosen as the reference does: `$QMAILQUEUE` when set and non-empty,
     /// else `qmail-queue` next to the running suite (`$PREFIX/sbin/qmail-queue` when
@@ -49,9 +66,30 @@ public struct QueueSubmission: ~Copyable {
         return "qmail-queue"
     }
 
-    /// Starts the queue program with `environment`. `arguments` follow the program name
+    /// The qmail-queued socket to use: QUEUE_SOCKET, unless QMAILQUEUE names a program
+    /// (filters and qmail-multi keep working), arguments are given, or a path the queue
+    /// depends on is relative (it would mean the caller's directory, not the worker's).
+    public static func serviceSocket(environment env: Environment, arguments: [[UInt8]] = []) -> String? {
+        guard let socket = env.nonEmpty("QUEUE_SOCKET"), env.nonEmpty("QMAILQUEUE") == nil, arguments.isEmpty else { return nil }
+        for name in ["QUEUEDIR", "QUEUE_BASE", "SYSCONFDIR", "CONTROLDIR", "QMAILHOME"] {
+            if let value = env[name], !value.hasPrefix("/") { return nil }
+        }
+        return socket
+    }
+
+    /// Starts the submission with `environment`. `arguments` follow the program name
     /// (normally none).
     public static func start(environment: Environment, arguments: [[UInt8]] = []) -> Result<QueueSubmission, SystemError> {
+        if let socket = serviceSocket(environment: environment, arguments: arguments) {
+            return .success(QueueSubmission(route: .service(socket: socket), environment: environment, arguments: arguments))
+        }
+        switch spawn(environment: environment, arguments: arguments) {
+        case .failure(let e): return .failure(e)
+        case .success(let route): return .success(QueueSubmission(route: route, environment: environment, arguments: arguments))
+        }
+    }
+
+    private static func spawn(environment: Environment, arguments: [[UInt8]]) -> Result<Route, SystemError> {
         let program = Self.program(environment: environment)
         let message: (read: Int32, write: Int32), envelope: (read: Int32, write: Int32), errors: (read: Int32, write: Int32)
         switch FD.pipe() { case .success(let p): message = p; case .failure(let e): return .failure(e) }
@@ -78,41 +116,110 @@ public struct QueueSubmission: ~Copyable {
             return .failure(e)
         case .success(let pid):
             FD.setCloseOnExec(message.write); FD.setCloseOnExec(envelope.write); FD.setCloseOnExec(errors.read)
-            return .success(QueueSubmission(pid: pid, messageFD: message.write, envelopeFD: envelope.write, errorFD: errors.read))
+            return .success(.process(pid: pid, messageFD: message.write, envelopeFD: envelope.write, errorFD: errors.read))
         }
     }
 
-    private init(pid: pid_t, messageFD: Int32, envelopeFD: Int32, errorFD: Int32) {
-        self.pid = pid
-        self.messageFD = messageFD
-        self.envelopeFD = envelopeFD
-        self.errorFD = errorFD
+    private init(route: Route, environment: Environment, arguments: [[UInt8]]) {
+        self.route = route
+        self.environment = environment
+        self.arguments = arguments
     }
 
     /// Streams part of the message. A failure (the queue program quit early) is remembered
     /// and reported by `finish`; later writes are skipped.
     public mutating func write(_ bytes: some Collection<UInt8>) {
         guard !writeFailed, !bytes.isEmpty else { return }
-        if case .failure = FD.writeAll(messageFD, Array(bytes)) { writeFailed = true }
+        switch route {
+        case .failed: return
+        case .process(_, let messageFD, _, _):
+            if case .failure = FD.writeAll(messageFD, Array(bytes)) { writeFailed = true }
+        case .service:
+            gathered += bytes
+            if gathered.count > QueueService.maximumMessage { switchToProcess() }
+        }
+    }
+
+    /// Hands what was gathered to a qmail-queue of our own and streams from there on.
+    private mutating func switchToProcess() {
+        switch Self.spawn(environment: environment, arguments: arguments) {
+        case .failure:
+            route = .failed
+        case .success(let started):
+            route = started
+            if case .process(_, let messageFD, _, _) = started,
+               case .failure = FD.writeAll(messageFD, gathered) { writeFailed = true }
+        }
+        gathered = []
     }
 
     /// Closes the message, sends the envelope and waits for the verdict.
     public consuming func finish(_ envelope: Envelope) -> QueueVerdict {
-        FD.close(messageFD)
-        _ = FD.writeAll(envelopeFD, envelope.clientBytes)
-        FD.close(envelopeFD)
-        return collect()
+        let envelopeBytes = envelope.clientBytes
+        if case .service(let socket) = route {
+            if envelopeBytes.count <= QueueService.maximumEnvelope, let verdict = submit(to: socket, envelopeBytes) {
+                return verdict
+            }
+            // No qmail-queued (or too many recipients for it): qmail-queue as usual.
+            switchToProcess()
+        }
+        switch route {
+        case .process(let pid, let messageFD, let envelopeFD, let errorFD):
+            FD.close(messageFD)
+            _ = FD.writeAll(envelopeFD, envelopeBytes)
+            FD.close(envelopeFD)
+            return Self.collect(pid: pid, errorFD: errorFD)
+        case .failed, .service:
+            return .refused(code: QueueExit.execQueue.rawValue, custom: nil)
+        }
+    }
+
+    /// One request to qmail-queued; nil when it cannot be reached or the request could not
+    /// be sent whole (nothing is queued then, so qmail-queue may take over).
+    private func submit(to socket: String, _ envelope: [UInt8]) -> QueueVerdict? {
+        guard case .success(let fd) = Socket.connect(to: .unix(socket), timeout: 5) else { return nil }
+        defer { FD.close(fd) }
+        let request = QueueService.Request(environment: environment, message: gathered, envelope: envelope).bytes
+        var offset = 0
+        while offset < request.count {
+            let n = request.withUnsafeBytes { all in
+                let rest = UnsafeRawBufferPointer(rebasing: all[offset...])
+                return Glibc.send(fd, rest.baseAddress, rest.count, Int32(MSG_NOSIGNAL))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            offset += n
+        }
+        // From here the worker may have queued the message: no second attempt.
+        var reply: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while reply.count < 64 {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            if n <= 0 { break }
+            reply += buffer[0..<n]
+            if reply.last == UInt8(ascii: ",") { break }
+        }
+        guard case .success(let (content, _)) = Netstring.parse(reply, from: 0),
+              let (code, pid) = QueueService.parseReply(content) else {
+            return .crashed("qmail-queued gave no verdict")
+        }
+        return code == 0 ? .accepted(pid: pid) : .refused(code: code, custom: nil)
     }
 
     /// Gives up on the submission: the queue program sees a truncated message and exits
     /// without queueing anything.
     public consuming func abandon() {
-        FD.close(messageFD)
-        FD.close(envelopeFD)
-        _ = collect()
+        if case .process(let pid, let messageFD, let envelopeFD, let errorFD) = route {
+            FD.close(messageFD)
+            FD.close(envelopeFD)
+            _ = Self.collect(pid: pid, errorFD: errorFD)
+        }
     }
 
-    private func collect() -> QueueVerdict {
+    private static func collect(pid: pid_t, errorFD: Int32) -> QueueVerdict {
         var custom: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1024)
         while custom.count < 4096 {
