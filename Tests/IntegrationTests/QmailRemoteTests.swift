@@ -625,6 +625,23 @@ private extension String {
         #expect(plain.log.contains("AHEAD 0\n") && !plain.log.contains("AHEAD 4"), "\(plain.log)")
     }
 
+    @Test func longRecipientListsGoInGroupsOfAHundredCommands() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.rcpt = ["250 ok"] + Array(repeating: "550 5.1.1 no", count: 148) + ["250 ok"]
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        let recipients = (1...150).map { "r\($0)@remote.test" }
+        let o = f.remote(recipients: recipients)
+        let text = reports(o)
+        // MAIL and 99 RCPTs, their replies, then 51 RCPTs and DATA.
+        #expect(server.log.contains("AHEAD 99\n"), "\(server.log.prefix(400))")
+        #expect(server.log.components("C: RCPT TO:") == 150)
+        #expect(text.hasPrefix("rFrom: <alice@client.test> RCPT: <r1@remote.test> \\0hFrom: <alice@client.test> RCPT: <r2@remote.test> "))
+        #expect(text.contains("\\0rFrom: <alice@client.test> RCPT: <r150@remote.test> \\0K127.0.0.1 accepted message"))
+        #expect(text.components("does not like recipient") == 148)
+    }
+
     @Test func everyRecipientRefusedSendsNoMessage() throws {
         let f = RemoteFixture()
         let giveUp = "hFrom: <alice@client.test> RCPT: <a@remote.test> 127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 no\n\\0"
