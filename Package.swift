@@ -36,13 +36,15 @@ let package = Package(
         .target(name: "UCSPI", dependencies: ["Core"]),
         // The OpenSSL side of Core's TLS seam; only indimail-tls links it.
         .target(name: "TLS", dependencies: ["Core", "COpenSSL"]),
+        // libidn2 behind Core's IDNConverter; only indimail-tls links it.
+        .target(name: "IDN", dependencies: ["Core", "CIDN2"]),
         .target(name: "Mail", dependencies: ["Core", "Supervise", "UCSPI"]),
         .target(name: "Commands", dependencies: ["Core", "Supervise", "UCSPI", "Mail"]),
 
         .executableTarget(name: "indimail", dependencies: ["Commands"],
                           linkerSettings: releaseFullyStatic),
         .executableTarget(name: "indimail-tls",
-                          dependencies: ["Commands", "TLS", "COpenSSL", "CIDN2", "CGSASL", "CSystemd"],
+                          dependencies: ["Commands", "TLS", "IDN", "COpenSSL", "CIDN2", "CGSASL", "CSystemd"],
                           linkerSettings: releaseStatic),
 
         // Setuid qmailq: a separate minimal executable, fully static like the base binary.
@@ -53,6 +55,7 @@ let package = Package(
         .testTarget(name: "SuperviseTests", dependencies: ["Supervise"]),
         .testTarget(name: "UCSPITests", dependencies: ["UCSPI"]),
         .testTarget(name: "MailTests", dependencies: ["Mail"]),
+        .testTarget(name: "IDNTests", dependencies: ["IDN"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Core", "Supervise", "UCSPI", "Commands", "TLS"]),
     ]
 )

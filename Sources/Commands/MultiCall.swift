@@ -8,6 +8,7 @@ public enum MultiCall {
     public static func main(binary: String, commands: [any Command.Type],
                             arguments rawArguments: [[UInt8]], environment: Environment,
                             tls: (any TLSLibrary.Type)? = nil,
+                            idn: (any IDNConverter.Type)? = nil,
                             version: () -> String) -> Int32 {
         let diag = Diagnostics(program: binary)
         // A setuid/setgid copy of this binary would hand every command elevated rights;
@@ -22,6 +23,7 @@ public enum MultiCall {
                                          environment: environment)
             context.commands = commands
             context.tls = tls
+            context.idn = idn
             return command.run(context)
         }
         guard rawArguments.count >= 2 else {
@@ -56,6 +58,7 @@ public enum MultiCall {
                                          environment: environment)
             context.commands = commands
             context.tls = tls
+            context.idn = idn
             return command.run(context)
         }
     }

@@ -19,6 +19,8 @@ public struct CommandContext {
     public var commands: [any Command.Type] = []
     /// The TLS library, when the running binary links one (indimail-tls).
     public var tls: (any TLSLibrary.Type)? = nil
+    /// The IDN converter, when the running binary links one (indimail-tls: libidn2).
+    public var idn: (any IDNConverter.Type)? = nil
 
     public init(name: String, arguments: [[UInt8]], environment: Environment) {
         self.name = name
@@ -36,6 +38,7 @@ public struct CommandContext {
         var next = CommandContext(name: name, arguments: arguments, environment: environment)
         next.commands = commands
         next.tls = tls
+        next.idn = idn
         return next
     }
 

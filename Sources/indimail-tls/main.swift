@@ -7,6 +7,7 @@ import CSystemd
 import Commands
 import Core
 import Glibc
+import IDN
 import TLS
 
 func libraryVersions() -> String {
@@ -19,4 +20,4 @@ func libraryVersions() -> String {
 
 exit(MultiCall.main(binary: "indimail-tls", commands: CommandRegistry.base + CommandRegistry.network,
                     arguments: MultiCall.processArguments(), environment: Environment.current(),
-                    tls: OpenSSLLibrary.self, version: libraryVersions))
+                    tls: OpenSSLLibrary.self, idn: LibIDN2.self, version: libraryVersions))

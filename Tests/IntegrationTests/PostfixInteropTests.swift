@@ -147,9 +147,9 @@ struct PostfixInteropTests {
 
     /// A postfix delivering pf.test into Maildirs (virtual), with access maps that refuse
     /// some senders and recipients, and header_checks that refuse one message.
-    func receivingPostfix(_ box: Sandbox, certs: TestCertificates?) -> PrivatePostfix? {
+    func receivingPostfix(_ box: Sandbox, certs: TestCertificates?, extra: [String] = []) -> PrivatePostfix? {
         let etc = box.at("postfix/etc")
-        var settings = [
+        var settings = extra + [
             "virtual_mailbox_domains = pf.test",
             "virtual_mailbox_maps = texthash:\(etc)/vmailbox",
             "virtual_mailbox_base = \(box.at("postfix/vmail"))",
@@ -266,6 +266,36 @@ struct PostfixInteropTests {
             #expect(reports(r) == "rFrom: <\(sender)@client.test> RCPT: <bob@pf.test> \\0" + text + "\\0")
         }
         #expect(pf.maildir("bob").count == 1)
+    }
+
+    @Test("our qmail-remote pipelines into postfix: an 8-bit message (BODY=8BITMIME) to three recipients, one refused")
+    func pipelined8BitToPostfix() throws {
+        let f = RemoteFixture()
+        // smtpd logs the commands it reads from us (debug_peer_list).
+        let pf = try #require(receivingPostfix(f.box, certs: nil, extra: ["debug_peer_list = 127.0.0.1"]))
+        f.control("smtproutes", "pf.test:127.0.0.1:\(pf.port)\n")
+        let message = "Subject: caf\u{E9}\n\nd\u{E9}j\u{E0} vu\n.dot \u{FC}ber\n"
+        let recipients = ["bob@pf.test", "never@pf.test", "carol@pf.test"]
+        let o = f.remote(host: "pf.test", recipients: recipients, message: message)
+        let expected = "rFrom: <alice@client.test> RCPT: <bob@pf.test> \\0"
+            + "hFrom: <alice@client.test> RCPT: <never@pf.test> 127.0.0.1 does not like recipient.\n"
+            + "Remote host said: 550 5.1.1 <never@pf.test>: Recipient address rejected: no such user\n\\0"
+            + "rFrom: <alice@client.test> RCPT: <carol@pf.test> \\0"
+            + "K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as "
+        #expect(reports(o).hasPrefix(expected), "\(reports(o))")
+        for box in ["bob", "carol"] {
+            var delivered: [String] = []
+            #expect(eventually(within: 20) { delivered = pf.maildir(box); return delivered.count == 1 }, "\(pf.maillog)")
+            #expect(delivered.first?.hasSuffix("\n\nd\u{E9}j\u{E0} vu\n.dot \u{FC}ber\n") == true, "\(delivered)")
+        }
+        let size = message.utf8.count
+        let log = pf.maillog
+        #expect(log.contains(": MAIL FROM:<alice@client.test> SIZE=\(size) BODY=8BITMIME"), "\(log)")
+        #expect(!log.contains("improper command pipelining"), "\(log)")
+
+        // One command at a time: the same reports (up to postfix's queue id).
+        let single = f.remote(host: "pf.test", recipients: recipients, message: message, environment: ["DISABLE_PIPELINING": "1"])
+        #expect(reports(single).hasPrefix(expected), "\(reports(single))")
     }
 
     @Test("qmail-rspawn running our qmail-remote against postfix: one K, Z or D report per delivery")

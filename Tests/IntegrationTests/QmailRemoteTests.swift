@@ -134,9 +134,12 @@ private extension String {
         script.mail = script.mail.split(separator: "\n").joined(separator: "\r\n")
         let server = try #require(ScriptedSMTPServer(script))
         f.route("remote.test", to: server)
-        let o = f.remote()
-        #expect(o.exitCode == 0)
-        #expect(reports(o) == c.expected)
+        // The server offers PIPELINING: the same answers give the same reports both ways.
+        for mode in [[:], ["DISABLE_PIPELINING": "1"]] {
+            let o = f.remote(environment: mode)
+            #expect(o.exitCode == 0)
+            #expect(reports(o) == c.expected, "\(mode)")
+        }
     }
 
     @Test func someRecipientsAccepted() throws {
@@ -588,6 +591,124 @@ private extension String {
     }
 }
 
+/// The client side of PIPELINING (RFC 2920) and BODY=8BITMIME (RFC 6152).
+@Suite("qmail-remote PIPELINING and 8BITMIME") struct QmailRemotePipeliningTests {
+    static let mixed = "rFrom: <alice@client.test> RCPT: <a@remote.test> \\0"
+        + "hFrom: <alice@client.test> RCPT: <b@remote.test> 127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 unknown\n\\0"
+        + "sFrom: <alice@client.test> RCPT: <c@remote.test> 127.0.0.1 does not like recipient.\nRemote host said: 451 4.2.0 later\n\\0"
+        + "K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"
+
+    @Test func mailRcptAndDataGoInOneGroupWithTheSameReports() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.rcpt = ["250 2.1.5 ok", "550 5.1.1 unknown", "451 4.2.0 later"]
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        let recipients = ["a@remote.test", "b@remote.test", "c@remote.test"]
+
+        let pipelined = f.remote(recipients: recipients)
+        #expect(reports(pipelined) == Self.mixed)
+        // MAIL arrived together with the three RCPTs and DATA, before any reply.
+        #expect(server.log.contains("C: MAIL FROM:<alice@client.test> SIZE=24\nAHEAD 4\n"), "\(server.log)")
+        #expect(server.log.contains("BODY b'Subject: hi\\r\\n\\r\\nhello\\r\\n..dot\\r\\n'"))
+
+        let single = f.remote(recipients: recipients, environment: ["DISABLE_PIPELINING": "1"])
+        #expect(reports(single) == reports(pipelined))
+        #expect(server.log.contains("C: MAIL FROM:<alice@client.test> SIZE=24\nAHEAD 0\n"), "\(server.log)")
+
+        // A server that does not offer PIPELINING gets one command at a time.
+        script.ehlo = ["250-sink.test", "250 SIZE 1000000"]
+        let plain = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: plain)
+        let o = f.remote(recipients: recipients)
+        #expect(reports(o) == Self.mixed)
+        #expect(plain.log.contains("AHEAD 0\n") && !plain.log.contains("AHEAD 4"), "\(plain.log)")
+    }
+
+    @Test func longRecipientListsGoInGroupsOfAHundredCommands() throws {
+        let f = RemoteFixture()
+        var script = ScriptedSMTPServer.Script()
+        script.rcpt = ["250 ok"] + Array(repeating: "550 5.1.1 no", count: 148) + ["250 ok"]
+        let server = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: server)
+        let recipients = (1...150).map { "r\($0)@remote.test" }
+        let o = f.remote(recipients: recipients)
+        let text = reports(o)
+        // MAIL and 99 RCPTs, their replies, then 51 RCPTs and DATA.
+        #expect(server.log.contains("AHEAD 99\n"), "\(server.log.prefix(400))")
+        #expect(server.log.components("C: RCPT TO:") == 150)
+        #expect(text.hasPrefix("rFrom: <alice@client.test> RCPT: <r1@remote.test> \\0hFrom: <alice@client.test> RCPT: <r2@remote.test> "))
+        #expect(text.contains("\\0rFrom: <alice@client.test> RCPT: <r150@remote.test> \\0K127.0.0.1 accepted message"))
+        #expect(text.components("does not like recipient") == 148)
+    }
+
+    @Test func everyRecipientRefusedSendsNoMessage() throws {
+        let f = RemoteFixture()
+        let giveUp = "hFrom: <alice@client.test> RCPT: <a@remote.test> 127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 no\n\\0"
+            + "hFrom: <alice@client.test> RCPT: <b@remote.test> 127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 no\n\\0"
+            + "DGiving up on 127.0.0.1.\nRemote host said: 550 5.1.1 no\n\\0"
+        // The pipelined DATA refused, as a real server does: QUIT follows, nothing else.
+        var script = ScriptedSMTPServer.Script()
+        script.rcpt = ["550 5.1.1 no"]
+        script.data = "554 5.5.1 no valid recipients"
+        let refusing = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: refusing)
+        let o = f.remote(recipients: ["a@remote.test", "b@remote.test"])
+        #expect(reports(o) == giveUp)
+        #expect(eventually(within: 5) { refusing.log.contains("C: DATA\nC: QUIT\n") }, "\(refusing.log)")
+        #expect(!refusing.log.contains("BODY"))
+
+        // A server that answers the DATA with 354 anyway gets a lone "." (RFC 2920 3.1):
+        // an empty message it must refuse, never the real one.
+        script.data = "354 go ahead"
+        let accepting = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: accepting)
+        let again = f.remote(recipients: ["a@remote.test", "b@remote.test"])
+        #expect(reports(again) == giveUp)
+        #expect(eventually(within: 5) { accepting.log.contains("C: DATA\nBODY b''\nBODYLEN 0 ") && accepting.log.contains("C: QUIT\n") },
+                "\(accepting.log)")
+        #expect(!accepting.log.contains("hello"))
+
+        // The same when the sender was refused: the pipelined RCPTs and DATA are answered
+        // and the report is the sender's.
+        script = ScriptedSMTPServer.Script()
+        script.mail = "553 5.1.8 bad sender"
+        let noSender = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: noSender)
+        let sender = f.remote(recipients: ["a@remote.test"])
+        #expect(reports(sender) == "DConnected to 127.0.0.1 but sender was rejected.\nRemote host said: 553 5.1.8 bad sender\n\\0")
+        #expect(eventually(within: 5) { noSender.log.contains("BODY b''\n") && noSender.log.contains("C: QUIT\n") }, "\(noSender.log)")
+        #expect(!noSender.log.contains("hello"))
+    }
+
+    @Test func body8BitMIMEOnlyForEightBitMessagesToServersThatOfferIt() throws {
+        let f = RemoteFixture()
+        let server = try #require(ScriptedSMTPServer(.init()))  // offers 8BITMIME
+        f.route("remote.test", to: server)
+        let eightBit = "Subject: caf\u{E9}\n\nna\u{EF}ve\n"
+        let size = eightBit.utf8.count
+        let o = f.remote(message: eightBit)
+        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(server.log.contains("C: MAIL FROM:<alice@client.test> SIZE=\(size) BODY=8BITMIME\n"), "\(server.log)")
+        // Only the queue's header lines (qqeh) are 8-bit: that counts too.
+        _ = f.remote(qqeh: "X-Note: \u{FC}\n")
+        #expect(server.log.components("BODY=8BITMIME") == 2)
+        _ = f.remote()  // 7-bit: no parameter
+        #expect(server.log.contains("C: MAIL FROM:<alice@client.test> SIZE=24\n"))
+        #expect(server.log.components("BODY=8BITMIME") == 2)
+
+        // No 8BITMIME offered: the 8-bit message goes as it is, without the parameter.
+        var script = ScriptedSMTPServer.Script()
+        script.ehlo = ["250-sink.test", "250-PIPELINING", "250 SIZE 1000000"]
+        let old = try #require(ScriptedSMTPServer(script))
+        f.route("remote.test", to: old)
+        let sent = f.remote(message: eightBit)
+        #expect(reports(sent).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(old.log.contains("C: MAIL FROM:<alice@client.test> SIZE=\(size)\n"), "\(old.log)")
+        #expect(old.log.contains("BODYLEN \(size + 3) "))
+    }
+}
+
 /// MX selection against dnsmasq: SMTP servers on port 25 of private loopback addresses.
 @Suite("qmail-remote MX") struct QmailRemoteMXTests {
     /// A 127.x.y.0/24 block unlikely to be used by another test at the same time.
@@ -659,6 +780,25 @@ private extension String {
         let disabled = f.remote(host: "q.mxps.test", recipients: ["a@q.mxps.test"],
                                 environment: ["DNSCACHEIP": dns.dnscacheip(), "DISABLE_MXPS": "1"])
         #expect(reports(disabled) == "ZSorry, I wasn't able to establish a SMTP connection for q.mxps.test to \(net).2 port 25 bind IP [::]. (#4.4.1)\n\\0")
+    }
+
+    @Test func internationalizedDomainIsLookedUpByItsALabel() throws {
+        let net = QmailRemoteMXTests.block()
+        let live = try #require(ScriptedSMTPServer(.init(), address: "\(net).2", port: 25))
+        let dns = try #require(Dnsmasq(addresses: ["127.0.0.1"], zones: ["xn--bcher-kva.test"], records: [
+            "--mx-host=xn--bcher-kva.test,mx.xn--bcher-kva.test,10", "--host-record=mx.xn--bcher-kva.test,\(net).2",
+        ]))
+        let f = RemoteFixture()
+        let o = f.remote(host: "b\u{FC}cher.test", recipients: ["bob@b\u{FC}cher.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
+        #expect(reports(o) == "rFrom: <alice@client.test> RCPT: <bob@b??cher.test> \\0K\(net).2 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0")
+        // The envelope keeps the domain as written (the log shows its UTF-8 bytes as Latin-1).
+        #expect(live.log.contains("C: RCPT TO:<bob@b\u{C3}\u{BC}cher.test>\n"), "\(live.log)")
+        let queries = String(decoding: contents(dns.logFile) ?? [], as: UTF8.self)
+        #expect(queries.contains("query[MX] xn--bcher-kva.test from"), "\(queries)")
+
+        // No A-label for a name with a symbol in it: it cannot exist, a permanent failure.
+        let bad = f.remote(host: "\u{2603}.test", recipients: ["bob@\u{2603}.test"], environment: ["DNSCACHEIP": dns.dnscacheip()])
+        #expect(reports(bad) == "DSorry, I couldn't find any host named ???.test. (#5.1.2)\n\\0")
     }
 
     @Test func localAddressAsBestMXIsRefused() throws {

@@ -16,7 +16,7 @@ public struct QmailRemoteCommand: Command {
         case .failure(let failure):
             return finish(failure.report, reports: [], context: context)
         case .success(let settings):
-            delivery = RemoteDelivery(settings: settings, tls: context.tls)
+            delivery = RemoteDelivery(settings: settings, tls: context.tls, idn: context.idn)
         }
         let paths = SuitePaths(environment: env)
         let control = ControlFiles(paths: paths)

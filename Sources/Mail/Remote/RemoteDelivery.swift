@@ -6,6 +6,8 @@ import Glibc
 final class RemoteDelivery {
     let settings: RemoteSettings
     let tls: (any TLSLibrary.Type)?
+    /// Turns a U-label domain into the A-label name DNS knows (libidn2 in indimail-tls).
+    let idn: (any IDNConverter.Type)?
     /// Recipient reports so far (the message report is added at the end).
     var output: [UInt8] = []
     private let timeoutFile: TCPTimeoutFile
@@ -25,9 +27,10 @@ final class RemoteDelivery {
     private(set) var smtpSender: [UInt8]
     func appendOutput(_ bytes: [UInt8]) { output += bytes }
 
-    init(settings: RemoteSettings, tls: (any TLSLibrary.Type)?, input: Int32 = 0) {
+    init(settings: RemoteSettings, tls: (any TLSLibrary.Type)?, idn: (any IDNConverter.Type)? = nil, input: Int32 = 0) {
         self.settings = settings
         self.tls = tls
+        self.idn = idn
         self.input = input
         recipients = settings.recipients
         smtpSender = settings.sender
@@ -128,7 +131,11 @@ final class RemoteDelivery {
         var all = !recipients.isEmpty
         recipients = try recipients.map { address in
             guard let at = address.lastIndex(of: UInt8(ascii: "@")) else { all = false; return address }
-            var domain = String(decoding: address[(at + 1)...], as: UTF8.self)
+            // A U-label domain is asked for by its A-label name; without a CNAME it stays as written.
+            guard case .success(var domain) = dnsName(String(decoding: address[(at + 1)...], as: UTF8.self)) else {
+                all = false
+                return address
+            }
             var replaced = 0
             while replaced < 10, !domain.isEmpty, RemoteHosts.literal(domain) == nil {
                 switch resolver.query(domain, .cname) {
@@ -164,13 +171,28 @@ final class RemoteDelivery {
         timeoutFile.update { $0.record(ip, failed: failed, now: t, tolerance: tolerance) }
     }
 
+    /// `name` as DNS knows it: a name with non-ASCII bytes (U-labels) becomes its A-label
+    /// form when this binary has an IDN converter, and stays as it is otherwise.
+    private func dnsName(_ name: String) -> Result<String, IDNError> {
+        guard let idn else { return .success(name) }
+        return idn.lookupName(name)
+    }
+
     private func chooseTargets(resolver: DNSResolver, local: LocalAddresses) throws -> [RemoteTarget] {
+        // An internationalized domain is looked up by its A-label name; one that has none
+        // cannot exist in DNS (the reference's perm_dns).
+        let lookup: String
+        switch dnsName(routeHost) {
+        case .success(let name): lookup = name
+        case .failure(.noMemory): throw RemoteFinish(report: .systemResources)
+        case .failure(.invalid): throw RemoteFinish(report: .noHostPermanent(Array(routeHost.utf8)))
+        }
         let found: Result<[RemoteTarget], RemoteHostError>
-        if let route = settings.route {
-            found = RemoteHosts.addresses(of: route.relay, resolver: resolver)
+        if settings.route != nil {
+            found = RemoteHosts.addresses(of: lookup, resolver: resolver)
         } else {
             let seed = UInt64(UInt32(truncatingIfNeeded: time(nil))) &+ UInt64(UInt32(getpid())) << 16
-            found = RemoteHosts.exchangers(of: settings.host, resolver: resolver, random: seed)
+            found = RemoteHosts.exchangers(of: lookup, resolver: resolver, random: seed)
         }
         let targets: [RemoteTarget]
         switch found {
@@ -282,6 +304,7 @@ final class RemoteDelivery {
         let sender = smtpQuotedAddress(smtpSender)
         var mailFrom = Array("MAIL FROM:<".utf8) + sender + Array(">".utf8)
         if useSize { mailFrom += Array(" SIZE=\(settings.size)".utf8) }
+        if esmtp && hello.announces("8BITMIME") && messageIs8Bit() { mailFrom += Array(" BODY=8BITMIME".utf8) }
 
         if esmtp && settings.useAuth, hello.announces("AUTH"),
            let user = settings.route?.user, let password = settings.route?.password {
@@ -290,25 +313,38 @@ final class RemoteDelivery {
             }
         }
         if utf8Parameter { mailFrom += Array(" SMTPUTF8".utf8) }
-        try send(c, mailFrom + [13, 10])
-        let mail = try reply(c)
-        if mail.code >= 500 { throw quit(c, .failure, "Connected to ", [" but sender was rejected"], reply: mail.text) }
-        if mail.code >= 400 { throw quit(c, .deferral, "Connected to ", [" but sender was rejected"], reply: mail.text) }
+
+        // MAIL, the RCPTs and DATA, with their replies read in order whether they were
+        // written one at a time or pipelined (RFC 2920): the reports cannot tell the difference.
+        let pipelined = esmtp && hello.announces("PIPELINING") && !settings.environment.contains("DISABLE_PIPELINING")
+        var envelope = SMTPCommandQueue(pipelined: pipelined)
+        envelope.append(mailFrom + [13, 10])
+        for recipient in recipients {
+            envelope.append(Array("RCPT TO:<".utf8) + smtpQuotedAddress(recipient) + Array(">\r\n".utf8))
+        }
+        envelope.append(Array("DATA\r\n".utf8))
+
+        let mail = try nextReply(c, &envelope)
+        if mail.code >= 400 {
+            abandon(c, &envelope)
+            throw quit(c, mail.code >= 500 ? .failure : .deferral, "Connected to ", [" but sender was rejected"], reply: mail.text)
+        }
 
         var anyAccepted = false
         var last = mail
         for recipient in recipients {
-            let quoted = smtpQuotedAddress(recipient)
-            try send(c, Array("RCPT TO:<".utf8) + quoted + Array(">\r\n".utf8))
-            last = try reply(c)
-            let report = RemoteReport.recipient(code: last.code, sender: sender, recipient: quoted, host: partner, reply: last.text)
+            last = try nextReply(c, &envelope)
+            let report = RemoteReport.recipient(code: last.code, sender: sender, recipient: smtpQuotedAddress(recipient),
+                                                host: partner, reply: last.text)
             output += report.encoded
             if report.letter == .recipientAccepted { anyAccepted = true }
         }
-        if !anyAccepted { throw quit(c, .failure, "Giving up on ", [""], reply: last.text) }
+        if !anyAccepted {
+            abandon(c, &envelope)
+            throw quit(c, .failure, "Giving up on ", [""], reply: last.text)
+        }
 
-        try send(c, "DATA\r\n")
-        let data = try reply(c)
+        let data = try nextReply(c, &envelope)
         if data.code >= 500 { throw quit(c, .failure, "", [" failed on DATA command"], reply: data.text) }
         if data.code >= 400 { throw quit(c, .deferral, "", [" failed on DATA command"], reply: data.text) }
         try blast(c)
@@ -318,6 +354,45 @@ final class RemoteDelivery {
         if end.code >= 400 { throw quit(c, .deferral, "", [" failed after I sent the message"], reply: end.text) }
         throw quit(c, .success, "", [c.isTLS ? " accepted message - Protocol SMTPS" : " accepted message - Protocol SMTP"],
                    reply: end.text)
+    }
+
+    /// The reply to the next command of `queue`, writing commands first when none is
+    /// waiting for its reply: the next one alone, or the next group when pipelining.
+    private func nextReply(_ c: SMTPConnection, _ queue: inout SMTPCommandQueue) throws -> SMTPReply {
+        if let group = queue.takeGroup() { try send(c, group) }
+        queue.answered += 1
+        return try reply(c)
+    }
+
+    /// The transaction is given up: read the replies to commands already written so the
+    /// QUIT that follows is read as a command. A DATA the server took with 354 although no
+    /// recipient was accepted gets the lone "." RFC 2920 section 3.1 asks for. Nothing here
+    /// changes the report: a failure only ends the clean-up.
+    private func abandon(_ c: SMTPConnection, _ queue: inout SMTPCommandQueue) {
+        while queue.answered < queue.sent {
+            let isData = queue.answered == queue.count - 1
+            queue.answered += 1
+            guard let r = c.readReply() else { return }
+            if isData && r.code == 354 {
+                guard c.send(".\r\n"), c.readReply() != nil else { return }
+            }
+        }
+    }
+
+    /// Whether the message (queue header lines and all) has a byte with the high bit set:
+    /// such a message is announced with BODY=8BITMIME to a server that offers 8BITMIME.
+    /// Read with pread, so the message is still unread for DATA; a pipe counts as 7-bit.
+    private func messageIs8Bit() -> Bool {
+        if settings.qqeh.contains(where: { $0 >= 0x80 }) { return true }
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var offset: off_t = 0
+        while true {
+            let n = chunk.withUnsafeMutableBytes { pread(input, $0.baseAddress, $0.count, offset) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            if chunk[0..<n].contains(where: { $0 >= 0x80 }) { return true }
+            offset += off_t(n)
+        }
     }
 
     /// Whether the envelope or the message asks for SMTPUTF8: a non-ASCII byte in an
