@@ -246,9 +246,31 @@ struct QmailQueuedTests {
         #expect(body.contains("(invoked by uid 65534)"), "\(body.prefix(200))")
     }
 
+    @Test("qmail-smtpd in-process: 250 ok … qp names the worker that queued the message")
+    func smtpThroughService() throws {
+        let f = SmtpdFixture()
+        let daemon = try #require(QueuedDaemon(f.box))
+        try #require(f.start(["QUEUE_SOCKET": daemon.socket, "PATH": "/usr/bin:/bin"], unset: ["QMAILQUEUE"]) != nil)
+        let out = f.client("plain")
+        let data = out.first { $0.hasPrefix("data 250 ok ") } ?? ""
+        let qp = pid_t(data.split(separator: " ").last ?? "") ?? 0
+        #expect(QueuedDaemon.workers(of: daemon.child.pid).contains(qp), "\(out)")
+        let q = f.queued
+        try #require(q.count == 1)
+        #expect(q[0].message.hasPrefix("Received: indimail-mta queue \(qp) "))
+        #expect(q[0].envelope.hasSuffix("\0Fa@b.org\0Tu@example.com\0"))
+    }
+
     @Test("a stale socket is replaced, a live one refused, another file left alone")
     func socketPath() throws {
         let sandbox = Sandbox()
+        // A socket file nobody listens on any more.
+        let stale = sandbox.at("stale.sock")
+        if case .success(let fd) = Socket.listenUnix(path: stale, backlog: 1) { close(fd) }
+        let revived = try #require(BackgroundChild([Build.indimail, "qmail-queued", "-c", "1", stale],
+                                                   environment: QueueTest.accounts))
+        #expect(eventually(within: 10) { QueuedDaemon.workers(of: revived.pid).count == 1 })
+        #expect(revived.isRunning)
         let daemon = try #require(QueuedDaemon(sandbox, workers: 1))
         let second = run([Build.indimail, "qmail-queued", daemon.socket], environment: QueueTest.accounts)
         #expect(second.exitCode == 111 && second.err.contains("another qmail-queued answers"), "\(second.err)")

@@ -119,6 +119,8 @@ struct Injection<Input: InjectionInput> {
     /// Who asked: the real uid of qmail-queue, the peer of a qmail-queued connection.
     let callerUID: uid_t
     var input: Input
+    /// The uid of an account name, nil when unknown (qmail-queued's workers remember them).
+    var uidOf: (String) -> uid_t? = Injection.lookUpUID
     var messPath: String?
     var intdPath: String?
     var messFD: Int32 = -1
@@ -231,6 +233,11 @@ struct Injection<Input: InjectionInput> {
         return QueueExit.ok.rawValue
     }
 
+    static func lookUpUID(_ name: String) -> uid_t? {
+        if case .success(let account) = Accounts.user(name) { return account.uid }
+        return nil
+    }
+
     /// Truncates and removes what this run created, so a failed injection leaves nothing.
     func cleanup() {
         let e = errno
@@ -243,9 +250,9 @@ struct Injection<Input: InjectionInput> {
         let hide = env.contains("HIDE_HOST")
         let accounts = SuiteAccounts(environment: env)
         let origin: ReceivedHeader.Origin
-        if case .success(let a) = Accounts.user(accounts.alias), a.uid == uid {
+        if uidOf(accounts.alias) == uid {
             origin = .alias
-        } else if case .success(let s) = Accounts.user(accounts.qmails), s.uid == uid {
+        } else if uidOf(accounts.qmails) == uid {
             origin = .bounce
         } else {
             var ip = env["TCPREMOTEIP"]

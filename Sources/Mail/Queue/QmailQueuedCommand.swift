@@ -201,6 +201,7 @@ struct QueueWorker {
     let listener: Int32
     let requests: Int
     let requestSeconds: Double
+    let accounts = AccountCache()
 
     mutating func run() -> Int32 {
         QmailQueue.prepareSignals()
@@ -243,11 +244,38 @@ struct QueueWorker {
             _ = chdir("/")
             var injection = Injection(environment: request.environment, callerUID: uid_t(uid),
                                       input: RequestInput(message: request.message, envelope: request.envelope))
+            injection.uidOf = accounts.uid
             code = injection.run()
             if code != 0 { injection.cleanup() }
             alarm(0)
         }
         let reply = QueueService.reply(code: code, pid: getpid())
         _ = reply.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+}
+
+/// Account name → uid for a worker: qmail-queue looks two names up per message (the
+/// Received line's "alias" and "bounce" cases); a worker keeps the answers while the
+/// password file is unchanged, and for a minute at most (other NSS sources).
+final class AccountCache {
+    private var uids: [String: uid_t?] = [:]
+    private var stamp: [Int] = []
+    private var expires = 0.0
+    static let lifetime = 60.0
+
+    func uid(_ name: String) -> uid_t? {
+        var st = stat()
+        let current = stat("/etc/passwd", &st) == 0
+            ? [Int(st.st_ino), Int(st.st_size), st.st_mtim.tv_sec, st.st_mtim.tv_nsec] : []
+        let now = MonotonicClock.now()
+        if current != stamp || now >= expires {
+            uids = [:]
+            stamp = current
+            expires = now + Self.lifetime
+        }
+        if let known = uids[name] { return known }
+        let found = Injection<RequestInput>.lookUpUID(name)
+        uids[name] = found
+        return found
     }
 }
