@@ -137,13 +137,22 @@ struct QmailQueuedTests {
         #expect(a.envelope.hasSuffix("eX-Extra: 1\n\0"))
     }
 
-    @Test("qmail-queue's verdicts come back: a bad envelope is refused with 79 and leaves nothing")
+    @Test("qmail-queue's verdicts come back: a bad envelope is refused with 79, MIN_FREE with 53; nothing is left")
     func refusals() throws {
         let sandbox = Sandbox()
         let daemon = try #require(QueuedDaemon(sandbox))
         let reply = daemon.exchange(request(daemon.clientEnvironment, message: message, envelope: Array("Fa@b\0Xc\0\0".utf8)))
         #expect(QueuedDaemon.code(reply) == 79, "\(reply)")
         #expect(QueueTest.messageFiles(daemon.queue).isEmpty)
+        // MIN_FREE, as qmail-multi applies it: no room, a temporary refusal (53).
+        let full = daemon.exchange(request(daemon.clientEnvironment.merging(["MIN_FREE": "999999999999999999"]) { _, b in b },
+                                           message: message, envelope: envelope))
+        #expect(QueuedDaemon.code(full) == 53, "\(full)")
+        #expect(QueueTest.messageFiles(daemon.queue).isEmpty)
+        let room = daemon.exchange(request(daemon.clientEnvironment.merging(["MIN_FREE": "1024"]) { _, b in b },
+                                           message: message, envelope: envelope))
+        #expect(QueuedDaemon.code(room) == 0, "\(room)")
+        for file in QueueTest.messageFiles(daemon.queue) { unlink(daemon.queue + "/" + file) }
         // Through the client library: the same refusal, as a permanent verdict.
         var env = Environment(daemon.clientEnvironment.map { ($0.key, $0.value) })
         env.set("QUEUE_SOCKET", Array(daemon.socket.utf8))

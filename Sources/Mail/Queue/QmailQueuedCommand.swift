@@ -224,6 +224,22 @@ struct QueueWorker {
         return 0
     }
 
+    /// MIN_FREE as qmail-multi applies it in front of qmail-queue (the services svctool makes
+    /// set it): the queue is chosen first, then its file system must have room.
+    static func freeSpaceRefusal(_ env: inout Environment) -> Int32? {
+        guard env["MIN_FREE"] != nil else { return nil }
+        switch QueueSelection.queueDirectory(environment: env) {
+        case .failure: return QueueExit.configError.rawValue
+        case .success(let queue):
+            env["QUEUEDIR"] = queue
+            switch QueueFrontEnd.freeSpaceCheck(queue, environment: env) {
+            case .unreadable: return QueueExit.readError.rawValue
+            case .tooLittle: return QueueExit.writeError.rawValue
+            case .fine: return nil
+            }
+        }
+    }
+
     static func termPending() -> Bool {
         var pending = sigset_t()
         sigpending(&pending)
@@ -242,7 +258,12 @@ struct QueueWorker {
         case .success(let request):
             // Every request starts from / so a relative path means the same each time.
             _ = chdir("/")
-            var injection = Injection(environment: request.environment, callerUID: uid_t(uid),
+            var env = request.environment
+            if let refusal = Self.freeSpaceRefusal(&env) {
+                code = refusal
+                break
+            }
+            var injection = Injection(environment: env, callerUID: uid_t(uid),
                                       input: RequestInput(message: request.message, envelope: request.envelope))
             injection.uidOf = accounts.uid
             code = injection.run()
