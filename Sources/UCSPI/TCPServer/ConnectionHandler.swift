@@ -50,6 +50,26 @@ enum ConnectionHandler {
         env["TCP6REMOTEINFO"] = remoteInfo
     }
 
+    /// What an in-process program would run with for a connection from 127.0.0.1 to the
+    /// listening port: the connection variables set by the code real connections use, with
+    /// no lookup, ident, rules or socket. For the program's warm-up in the parent.
+    static func rehearsalContext(_ setup: ServerSetup, prepared: PreparedCommand, port: UInt16) -> CommandContext {
+        let options = setup.options
+        var env = setup.context.environment
+        if case .unix(let path) = options.listen {
+            env["PROTO"] = "UNIX"
+            env["UNIXLOCALPATH"] = path
+        } else {
+            let loopback = IPAddress.v4(127, 0, 0, 1)
+            let remote = SocketAddress.inet(loopback, port: 1024, scope: 0)
+            let local = SocketAddress.inet(loopback, port: port, scope: 0)
+            let v4 = options.ipv4Only || (!options.forceV6 && loopback.unmappedIsV4)
+            setTCPVariables(&env, options: options, v4: v4, local: local, remote: remote,
+                            localHost: options.localHostName, remoteHost: nil, remoteInfo: nil)
+        }
+        return ProgramLauncher.programContext(prepared, options.program, environment: env, context: setup.context)
+    }
+
     /// Serves one accepted connection; the return value is the child's exit code.
     static func serve(socket fd: Int32, remote: SocketAddress?, sameIPCount: Int, setup: ServerSetup) -> Int32 {
         let diag = Diagnostics(program: "tcpserver")
