@@ -54,26 +54,53 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
     }
 
     /// A whole conversation through `serve` in rehearsal: the client's side is a script in
-    /// a pipe, the replies go to another pipe nobody reads, log lines are formatted but not
-    /// written, and the effects (signals, TLS, delays, DNS, checkpassword, qmail-queue) are
-    /// left out. Everything else is the code a connection child runs.
+    /// a pipe, the replies go to another pipe, log lines are formatted but not written, and
+    /// the effects (signals, TLS, delays, DNS, checkpassword, qmail-queue) are left out.
+    /// Everything else is the code a connection child runs.
     public static func warmUp(_ context: CommandContext, preloaded: Preloaded) {
+        _ = rehearse(context, preloaded: preloaded)
+    }
+
+    /// The rehearsal; returns the replies (what a client would have read).
+    static func rehearse(_ context: CommandContext, preloaded: Preloaded) -> [UInt8] {
         _ = wantsTLSHandOver(context)
-        guard case .success(let toServer) = FD.pipe() else { return }
-        guard case .success(let fromServer) = FD.pipe() else { FD.close(toServer.read); FD.close(toServer.write); return }
-        defer { for fd in [toServer.read, fromServer.read, fromServer.write] { FD.close(fd) } }
-        // Far below a pipe's capacity: written whole before serve reads it.
-        _ = FD.writeAll(toServer.write, rehearsalScript(preloaded.controls))
+        guard case .success(let toServer) = FD.pipe() else { return [] }
+        guard case .success(let fromServer) = FD.pipe() else { FD.close(toServer.read); FD.close(toServer.write); return [] }
+        defer { FD.close(toServer.read); FD.close(fromServer.read) }
+        // Both far below a pipe's capacity: the script is written whole before serve
+        // reads it, the replies wait in the other pipe until serve is done.
+        let recipient = rehearsalRecipient(preloaded.controls)
+        _ = FD.writeAll(toServer.write, rehearsalScript(recipient: recipient))
         FD.close(toServer.write)
+        // The messages must reach DATA: a recipient outside rcpthosts is relayed.
+        var rehearsal = context
+        if case .success(false) = preloaded.controls.recipientAllowed(Array(recipient.utf8)),
+           !rehearsal.environment.contains("RELAYCLIENT") {
+            rehearsal.environment.set("RELAYCLIENT", [])
+        }
+        let controls = controls(rehearsal.environment, preloaded)
         let stage = SMTPStage(input: toServer.read, output: fromServer.write, log: -1, rehearsal: true)
-        _ = serve(context, controls: controls(context.environment, preloaded), stage: stage)
+        _ = serve(rehearsal, controls: controls, stage: stage)
+        FD.close(fromServer.write)
+        var replies: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fromServer.read, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            replies += chunk[0..<n]
+        }
+        return replies
+    }
+
+    static func rehearsalRecipient(_ controls: SMTPControls) -> String {
+        "postmaster@" + (controls.me.isEmpty ? "localhost" : controls.me)
     }
 
     /// The client side of the rehearsal: a pipelined and a lock-step transaction, the
     /// second with a dot-stuffed multi-line body, then the usual small talk.
-    static func rehearsalScript(_ controls: SMTPControls) -> [UInt8] {
+    static func rehearsalScript(recipient: String) -> [UInt8] {
         // The sender's domain is a literal: no DNS check even when one is configured.
-        let recipient = "postmaster@" + (controls.me.isEmpty ? "localhost" : controls.me)
         let text = "EHLO rehearsal.invalid\r\n"
             + "MAIL FROM:<rehearsal@[192.0.2.1]> SIZE=300 BODY=8BITMIME\r\nRCPT TO:<\(recipient)>\r\nDATA\r\n"
             + "Received: from rehearsal\r\nSubject: rehearsal\r\n\r\nbody\r\n..dot\r\n.\r\n"
@@ -117,9 +144,11 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
     static func wantsTLSHandOver(_ context: CommandContext) -> Bool {
         guard context.tls == nil else { return false }
         let env = context.environment
+        if wantsLibraries(env) { return true }
+        // The credential file's path only when AUTH is configured at all.
+        guard context.arguments.count >= 2 else { return false }
         let scramPath = SCRAMCredentialStore.path(env, controlDirectory: ControlFiles(paths: SuitePaths(environment: env)).directory)
-        let wantsSCRAM = context.arguments.count >= 2 && access(scramPath, R_OK) == 0
-        return wantsSCRAM || wantsLibraries(env)
+        return access(scramPath, R_OK) == 0
     }
 
     static func serve(_ context: CommandContext, controls: SMTPControls,

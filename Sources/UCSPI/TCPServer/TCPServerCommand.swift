@@ -297,6 +297,10 @@ private struct Server {
         if pid == 0 {
             close(listener)
             close(signals.fd)
+            // A child's heap lives as long as its connection: giving memory back to the
+            // system (brk shrinking after the parent's trimmed heap grew by a buffer) is
+            // only syscalls and page-table work before an exit that frees it all anyway.
+            cs_malloc_keep_heap()
             exit(ConnectionHandler.serve(socket: fd, remote: remote, sameIPCount: sameIP, setup: setup))
         }
         children[pid] = key
