@@ -96,3 +96,105 @@ struct SMTPWarmUpTests {
         #expect(sessionAfter.count == 8 && sessionAfter[4].hasPrefix("553 "), "\(sessionAfter)")
     }
 }
+
+/// The session's per-connection text building was rewritten without generic collection
+/// machinery (it runs in every child): checked against the former implementations.
+@Suite("SMTP hot paths against the former implementations")
+struct SMTPHotPathModelTests {
+    /// The former Received-line filter: one '?' per Unicode scalar outside the safe set.
+    static func safeModel(_ s: String) -> String {
+        String(s.unicodeScalars.map { c -> Character in
+            let ok = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || ".@%+/=:-_[] ".unicodeScalars.contains(c)
+            return ok ? Character(c) : "?"
+        })
+    }
+
+    /// The former EHLO reply: lines collected, then joined.
+    static func ehloModel(_ s: SMTPSession) -> String {
+        var lines = ["250-" + (s.settings.greeting.first ?? "")]
+        let offered = s.offeredMechanisms
+        if !offered.isEmpty {
+            let names = offered.map(\.rawValue).joined(separator: " ")
+            lines.append("250-AUTH " + names)
+            if s.settings.oldClient { lines.append("250-AUTH=" + names) }
+        }
+        lines += ["250-PIPELINING", "250-8BITMIME"]
+        if s.settings.databytes > 0 { lines.append("250-SIZE \(s.settings.databytes)") }
+        if s.settings.personality != .submission { lines.append("250-ETRN") }
+        if s.settings.startTLSAvailable && !s.settings.tlsActive { lines.append("250-STARTTLS") }
+        if s.settings.smtputf8 { lines.append("250-SMTPUTF8") }
+        lines.append("250 HELP")
+        return lines.map { $0 + "\r\n" }.joined()
+    }
+
+    @Test("HELO names of random bytes (invalid UTF-8, multi-byte, combining marks) get the former Received filtering")
+    func receivedFilter() throws {
+        let controls = makeControls()
+        var generator = SystemRandomNumberGenerator()
+        let pieces: [[UInt8]] = [Array("é".utf8), Array("\u{301}".utf8), Array("👍🏽".utf8), Array("ß".utf8), [0xff], [0xc3], [0x80],
+                                 Array("a.b-c_d".utf8), Array("[1.2.3.4]".utf8), [9], [0x7f], Array("%+/=:@".utf8)]
+        var mismatches: [String] = []
+        for _ in 0..<2000 {
+            var name: [UInt8] = []
+            for _ in 0..<Int.random(in: 1...8, using: &generator) {
+                if Bool.random(using: &generator) { name += pieces.randomElement(using: &generator) ?? [] }
+                else { name.append(UInt8.random(in: 33...255, using: &generator)) }
+            }
+            let settings = SMTPSettings.make(Environment([("TCPREMOTEIP", "192.0.2.9")]), controls: controls, authHostname: nil)
+            var s = SMTPSession(settings: settings, controls: controls)
+            _ = s.greeting()
+            _ = s.command(Array("HELO ".utf8) + name)
+            let helo = try #require(s.heloName)
+            let header = String(decoding: s.receivedHeader(pid: 7, date: "d\n"), as: UTF8.self)
+            if !header.contains(" (HELO " + Self.safeModel(helo) + ") ") { mismatches.append("\(name): \(header)") }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(3))")
+    }
+
+    @Test("EHLO replies for every combination of AUTH, AUTH=, SIZE, personality, STARTTLS and SMTPUTF8")
+    func ehloReplies() {
+        let controls = makeControls()
+        var checked = 0
+        for auth in [false, true] {
+            for oldClient in [false, true] {
+                for size in [0, 5000] {
+                    // ODMR without AUTH refuses every session: no EHLO reply to compare.
+                    for port in ["25", "587", "366"] where port != "366" || auth {
+                        for tls in [false, true] {
+                            for utf8 in [false, true] {
+                                var env = [("TCPREMOTEIP", "192.0.2.9"), ("TCPLOCALPORT", port), ("DATABYTES", String(size))]
+                                if oldClient { env.append(("OLD_CLIENT", "")) }
+                                if utf8 { env.append(("SMTPUTF8", "")) }
+                                var settings = SMTPSettings.make(Environment(env), controls: controls, authHostname: auth ? "mx.test" : nil)
+                                settings.startTLSAvailable = tls
+                                var s = SMTPSession(settings: settings, controls: controls)
+                                _ = s.greeting()
+                                let model = Self.ehloModel(s)
+                                let reply = String(decoding: s.command(Array("EHLO c.test".utf8)).reply, as: UTF8.self)
+                                #expect(reply == model, "\(env) tls=\(tls)")
+                                checked += 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(checked == 80)
+    }
+
+    @Test("the verbs each personality accepts, and those a refused session answers with its refusal")
+    func verbs() {
+        let all = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "help", "quit", "auth", "etrn", "atrn",
+                   "starttls", "expn", "turn", "bdat", "", "HELO", "helo2"]
+        let smtp: Set<String> = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "help", "quit", "auth", "etrn", "atrn", "starttls"]
+        let submission: Set<String> = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "help", "quit", "auth", "starttls"]
+        let odmr: Set<String> = ["helo", "ehlo", "auth", "etrn", "atrn", "help", "quit"]
+        let refusable: Set<String> = ["helo", "ehlo", "mail", "rcpt", "data", "auth", "starttls", "vrfy", "etrn", "atrn"]
+        for verb in all {
+            #expect(SMTPSession.accepts(verb, .smtp) == smtp.contains(verb), "\(verb)")
+            #expect(SMTPSession.accepts(verb, .submission) == submission.contains(verb), "\(verb)")
+            #expect(SMTPSession.accepts(verb, .odmr) == odmr.contains(verb), "\(verb)")
+            #expect(SMTPSession.refusable(verb) == refusable.contains(verb), "\(verb)")
+        }
+    }
+}

@@ -161,7 +161,8 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
         let log = SMTPLog(remoteIP: env.nonEmpty("TCPREMOTEIP") ?? "unknown", fd: stage.log)
         let connection = SMTPServerConnection(input: stage.input, output: stage.output, timeout: Double(max(1, controls.timeout)))
         // SIGTERM is answered between commands with 421 (see the read loop).
-        let termination = live ? try? SignalFD(SignalSet([SIGTERM])) : nil
+        let terminationSignals = SignalSet([SIGTERM])
+        let termination = live ? try? SignalFD(terminationSignals) : nil
         connection.interruptFD = termination?.fd
         if let problem = controls.problem {
             log.write(problem)

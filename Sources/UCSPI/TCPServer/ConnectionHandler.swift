@@ -13,6 +13,10 @@ struct ServerSetup {
 }
 
 enum ConnectionHandler {
+    /// What the parent takes through its signalfd and each child unblocks again. One value
+    /// built in the parent at start-up: a child reads it instead of building it anew.
+    static let serverSignals = SignalSet([SIGCHLD, SIGTERM, SIGHUP, SIGUSR1])
+
     static func log(_ setup: ServerSetup, _ line: String, level: Int = 2) {
         guard setup.options.verbosity >= level else { return }
         FD.writeAll(2, Array("tcpserver: \(line)\n".utf8))
@@ -159,7 +163,7 @@ enum ConnectionHandler {
         // Back to what the program expects: only what tcpserver itself changed (cheaper than
         // resetting every signal, and it keeps what tcpserver inherited, as exec would).
         Signals.setDefault(SIGPIPE)
-        SignalSet([SIGCHLD, SIGTERM, SIGHUP, SIGUSR1]).unblock()
+        serverSignals.unblock()
 
         if let tls = setup.tlsContext {
             return TLSSession.serve(socket: fd, tls: tls, environment: env, setup: setup, diag: diag)

@@ -106,7 +106,7 @@ private struct Server {
             if case .unix(let path) = options.listen { unlink(path) }
         }
         let signals: SignalFD
-        do { signals = try SignalFD(SignalSet([SIGCHLD, SIGTERM, SIGHUP, SIGUSR1])) } catch {
+        do { signals = try SignalFD(ConnectionHandler.serverSignals) } catch {
             return diag.fatal(ExitCode.temporary, error.description)
         }
         Signals.ignore(SIGPIPE)
