@@ -7,10 +7,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <stddef.h>
+#include <limits.h>
+#include <malloc.h>
 #include "CSupport.h"
 
 int cs_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int cs_posix_spawn_setsid_flag(void) { return POSIX_SPAWN_SETSID; }
+void cs_malloc_keep_heap(void) { mallopt(M_TRIM_THRESHOLD, INT_MAX); }
 
 int cs_spawn_add_chdir(void *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np((posix_spawn_file_actions_t *)actions, path);

@@ -68,6 +68,17 @@ public protocol PreloadingCommand: Command {
     static func preload(_ context: CommandContext) -> Preloaded
     /// Runs with what `preload` produced, in a forked child.
     static func run(_ context: CommandContext, preloaded: Preloaded) -> Int32
+    /// Rehearses, in the parent right after `preload`, what a connection child runs, with
+    /// none of its effects: no file written, no socket, no log line, no process, no signal
+    /// disposition changed. The Swift runtime builds type metadata, conformance and
+    /// one-time caches lazily, per process: built here once, every forked child inherits
+    /// them instead of building them again. `context` is what a connection would get
+    /// (the program's arguments, tcpserver's environment with connection variables).
+    static func warmUp(_ context: CommandContext, preloaded: Preloaded)
+}
+
+extension PreloadingCommand {
+    public static func warmUp(_ context: CommandContext, preloaded: Preloaded) {}
 }
 
 /// A program ready to run in-process: plain commands as they are, preloading ones with
@@ -75,17 +86,21 @@ public protocol PreloadingCommand: Command {
 public struct PreparedCommand {
     public let name: String
     public let run: (CommandContext) -> Int32
+    /// The command's warm-up with the preloaded state (nothing for plain commands): a
+    /// long-lived parent calls it after `prepare` and after every re-preload.
+    public let warmUp: (CommandContext) -> Void
 
     public static func prepare(_ command: any Command.Type, _ context: CommandContext) -> PreparedCommand {
         if let preloading = command as? any PreloadingCommand.Type {
             return preparePreloading(preloading, context)
         }
-        return PreparedCommand(name: command.name, run: { command.run($0) })
+        return PreparedCommand(name: command.name, run: { command.run($0) }, warmUp: { _ in })
     }
 
     private static func preparePreloading<C: PreloadingCommand>(_ command: C.Type, _ context: CommandContext) -> PreparedCommand {
         let state = C.preload(context)
-        return PreparedCommand(name: C.name, run: { C.run($0, preloaded: state) })
+        return PreparedCommand(name: C.name, run: { C.run($0, preloaded: state) },
+                               warmUp: { C.warmUp($0, preloaded: state) })
     }
 }
 

@@ -26,16 +26,31 @@ public struct Environment: Equatable, Sendable {
         return Environment(entries: list)
     }
 
-    private func index(of name: some Collection<UInt8>) -> Int? {
-        entries.firstIndex { entry in
-            entry.count > name.count && entry[name.count] == UInt8(ascii: "=") && entry.starts(with: name)
+    private func index(of name: [UInt8]) -> Int? {
+        name.withUnsafeBufferPointer { index(of: $0) }
+    }
+
+    /// memcmp over each entry: looked up dozens of times per connection by qmail-smtpd.
+    private func index(of name: UnsafeBufferPointer<UInt8>) -> Int? {
+        let n = name.count
+        return entries.firstIndex { entry in
+            entry.count > n && entry.withUnsafeBufferPointer { e in
+                guard e[n] == UInt8(ascii: "=") else { return false }
+                guard n > 0, let a = e.baseAddress, let b = name.baseAddress else { return n == 0 }
+                return memcmp(a, b, n) == 0
+            }
         }
     }
 
+    /// The index of `name`'s entry, without copying the name out of the String.
+    private func index(of name: String) -> Int? {
+        var name = name
+        return name.withUTF8 { index(of: $0) }
+    }
+
     public func bytes(_ name: String) -> [UInt8]? {
-        let key = Array(name.utf8)
-        guard let i = index(of: key) else { return nil }
-        return Array(entries[i][(key.count + 1)...])
+        guard let i = index(of: name) else { return nil }
+        return Array(entries[i][(name.utf8.count + 1)...])
     }
 
     public subscript(name: String) -> String? {
@@ -51,7 +66,7 @@ public struct Environment: Equatable, Sendable {
         return value
     }
 
-    public func contains(_ name: String) -> Bool { index(of: Array(name.utf8)) != nil }
+    public func contains(_ name: String) -> Bool { index(of: name) != nil }
 
     public mutating func set(_ name: String, _ value: [UInt8]) {
         set(name: Array(name.utf8), value: value)

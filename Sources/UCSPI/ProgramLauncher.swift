@@ -32,8 +32,7 @@ public enum ProgramLauncher {
         guard let first = arguments.first else { return diagnostics.fatal(ExitCode.permanent, "no program given") }
         let program = String(decoding: first, as: UTF8.self)
         if let prepared, Path.basename(program) == prepared.name {
-            return prepared.run(context.handingOver(to: prepared.name, arguments: Array(arguments.dropFirst()),
-                                                    environment: environment))
+            return prepared.run(programContext(prepared, arguments, environment: environment, context: context))
         }
         if let command = ownCommand(program, context: context, searchPath: environment["PATH"]) {
             return PreparedCommand.prepare(command, context)
@@ -44,6 +43,13 @@ public enum ProgramLauncher {
         }
         let error = Exec.replace(arguments: arguments, environment: environment)
         return diagnostics.fatal(ExitCode.temporary, error.description)
+    }
+
+    /// What a prepared in-process program runs with: its own arguments (argv[1...]) and
+    /// the connection's environment. The parent's warm-up builds its rehearsal context here too.
+    public static func programContext(_ prepared: PreparedCommand, _ arguments: [[UInt8]], environment: Environment,
+                                      context: CommandContext) -> CommandContext {
+        context.handingOver(to: prepared.name, arguments: Array(arguments.dropFirst()), environment: environment)
     }
 
     typealias PluginEntry = @convention(c) (Int32, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,

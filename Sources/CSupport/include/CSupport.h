@@ -56,6 +56,8 @@ static inline int cs_sigrtmin(void) { return SIGRTMIN; }
 /* GNU extensions, defined in shim.c where _GNU_SOURCE is set. */
 int cs_pipe2(int fds[2], int flags);
 int cs_posix_spawn_setsid_flag(void);
+/* Never give heap memory back (mallopt M_TRIM_THRESHOLD): for short-lived forked children. */
+void cs_malloc_keep_heap(void);
 /* accept4(2) with flags (a GNU extension). */
 int cs_accept4(int fd, void *addr, unsigned int *len, int flags);
 /* posix_spawn_file_actions_addchdir_np: the child's working directory. */

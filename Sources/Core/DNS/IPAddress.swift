@@ -46,26 +46,68 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// first run of two or more zero groups becomes `::` (the reference's ip6_fmt, which is
     /// not always RFC 5952's longest run), and `::ffff:a.b.c.d` for v4-mapped addresses.
     public var description: String {
-        if isIPv4 { return bytes.map { String($0) }.joined(separator: ".") }
-        if isV4Mapped { return "::ffff:" + unmapped.description }
-        let groups = (0..<8).map { UInt16(bytes[2 * $0]) << 8 | UInt16(bytes[2 * $0 + 1]) }
+        // Bytes appended by hand: per connection in every tcpserver child, where generic
+        // map/joined would cost runtime type lookups the parent never made.
+        var out: [UInt8] = []
+        out.reserveCapacity(45)
+        if isIPv4 {
+            IPAddress.appendDottedQuad(bytes, at: 0, to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+        if isV4Mapped {
+            out += Array("::ffff:".utf8)
+            IPAddress.appendDottedQuad(bytes, at: 12, to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+        func group(_ g: Int) -> UInt16 { UInt16(bytes[2 * g]) << 8 | UInt16(bytes[2 * g + 1]) }
         var runStart = -1, runLength = 0
         var i = 0
         while i < 8 {
-            if groups[i] == 0 {
+            if group(i) == 0 {
                 var j = i
-                while j < 8 && groups[j] == 0 { j += 1 }
+                while j < 8 && group(j) == 0 { j += 1 }
                 if j - i >= 2 { runStart = i; runLength = j - i; break }
                 i = j
             } else {
                 i += 1
             }
         }
-        func hex(_ range: Range<Int>) -> String {
-            range.map { String(groups[$0], radix: 16) }.joined(separator: ":")
+        func appendGroups(_ range: Range<Int>) {
+            for g in range {
+                if g != range.lowerBound { out.append(58) }
+                IPAddress.appendHex(group(g), to: &out)
+            }
         }
-        guard runStart >= 0 else { return hex(0..<8) }
-        return hex(0..<runStart) + "::" + hex((runStart + runLength)..<8)
+        if runStart < 0 {
+            appendGroups(0..<8)
+        } else {
+            appendGroups(0..<runStart)
+            out += [58, 58]
+            appendGroups((runStart + runLength)..<8)
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `a.b.c.d` from the four bytes at `start`.
+    private static func appendDottedQuad(_ bytes: [UInt8], at start: Int, to out: inout [UInt8]) {
+        for k in 0..<4 {
+            if k > 0 { out.append(46) }
+            let b = bytes[start + k]
+            if b >= 100 { out.append(48 + b / 100) }
+            if b >= 10 { out.append(48 + b / 10 % 10) }
+            out.append(48 + b % 10)
+        }
+    }
+
+    /// Lowercase hex without leading zeros ("0" for zero).
+    private static func appendHex(_ value: UInt16, to out: inout [UInt8]) {
+        var shift = 12
+        while shift > 0 && (value >> UInt16(shift)) & 15 == 0 { shift -= 4 }
+        while shift >= 0 {
+            let d = UInt8((value >> UInt16(shift)) & 15)
+            out.append(d < 10 ? 48 + d : 87 + d)
+            shift -= 4
+        }
     }
 
     /// IPv6 as 8 groups of exactly 4 lowercase hex digits (the rules-key form); IPv4 is

@@ -40,11 +40,74 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
 
     public static func run(_ context: CommandContext, preloaded: Preloaded) -> Int32 {
         if let handedOver = handOverForTLS(context) { return handedOver }
-        // Per-connection variables naming other files (set by tcprules) need a fresh read.
-        let env = context.environment
-        let renamed = ["BADMAILFROM", "BADRCPTTO", "GOODRCPTTO", "BADHELO", "RELAYCLIENTS", "BADMAILPATTERNS",
-                       "BADRCPTPATTERNS", "GOODRCPTPATTERNS", "QREGEX"].contains { env.contains($0) }
-        return serve(context, controls: renamed ? SMTPControls.load(env) : preloaded.controls, preloadedTLS: preloaded.tls)
+        return serve(context, controls: controls(context.environment, preloaded), preloadedTLS: preloaded.tls)
+    }
+
+    /// The preloaded controls, unless a per-connection variable naming other files (set by
+    /// tcprules) needs a fresh read.
+    static func controls(_ env: Environment, _ preloaded: Preloaded) -> SMTPControls {
+        for name in ["BADMAILFROM", "BADRCPTTO", "GOODRCPTTO", "BADHELO", "RELAYCLIENTS", "BADMAILPATTERNS",
+                     "BADRCPTPATTERNS", "GOODRCPTPATTERNS", "QREGEX"] where env.contains(name) {
+            return SMTPControls.load(env)
+        }
+        return preloaded.controls
+    }
+
+    /// A whole conversation through `serve` in rehearsal: the client's side is a script in
+    /// a pipe, the replies go to another pipe, log lines are formatted but not written, and
+    /// the effects (signals, TLS, delays, DNS, checkpassword, qmail-queue) are left out.
+    /// Everything else is the code a connection child runs.
+    public static func warmUp(_ context: CommandContext, preloaded: Preloaded) {
+        _ = rehearse(context, preloaded: preloaded)
+    }
+
+    /// The rehearsal; returns the replies (what a client would have read).
+    static func rehearse(_ context: CommandContext, preloaded: Preloaded) -> [UInt8] {
+        _ = wantsTLSHandOver(context)
+        guard case .success(let toServer) = FD.pipe() else { return [] }
+        guard case .success(let fromServer) = FD.pipe() else { FD.close(toServer.read); FD.close(toServer.write); return [] }
+        defer { FD.close(toServer.read); FD.close(fromServer.read) }
+        // Both far below a pipe's capacity: the script is written whole before serve
+        // reads it, the replies wait in the other pipe until serve is done.
+        let recipient = rehearsalRecipient(preloaded.controls)
+        _ = FD.writeAll(toServer.write, rehearsalScript(recipient: recipient))
+        FD.close(toServer.write)
+        // The messages must reach DATA: a recipient outside rcpthosts is relayed.
+        var rehearsal = context
+        if case .success(false) = preloaded.controls.recipientAllowed(Array(recipient.utf8)),
+           !rehearsal.environment.contains("RELAYCLIENT") {
+            rehearsal.environment.set("RELAYCLIENT", [])
+        }
+        let controls = controls(rehearsal.environment, preloaded)
+        let stage = SMTPStage(input: toServer.read, output: fromServer.write, log: -1, rehearsal: true)
+        _ = serve(rehearsal, controls: controls, stage: stage)
+        FD.close(fromServer.write)
+        var replies: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fromServer.read, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            replies += chunk[0..<n]
+        }
+        return replies
+    }
+
+    static func rehearsalRecipient(_ controls: SMTPControls) -> String {
+        "postmaster@" + (controls.me.isEmpty ? "localhost" : controls.me)
+    }
+
+    /// The client side of the rehearsal: a pipelined and a lock-step transaction, the
+    /// second with a dot-stuffed multi-line body, then the usual small talk.
+    static func rehearsalScript(recipient: String) -> [UInt8] {
+        // The sender's domain is a literal: no DNS check even when one is configured.
+        let text = "EHLO rehearsal.invalid\r\n"
+            + "MAIL FROM:<rehearsal@[192.0.2.1]> SIZE=300 BODY=8BITMIME\r\nRCPT TO:<\(recipient)>\r\nDATA\r\n"
+            + "Received: from rehearsal\r\nSubject: rehearsal\r\n\r\nbody\r\n..dot\r\n.\r\n"
+            + "RSET\r\nHELO rehearsal.invalid\r\nMAIL FROM:<>\r\nRCPT TO:<\(recipient)>\r\nDATA\r\n"
+            + "From: <rehearsal@[192.0.2.1]>\r\nTo: <\(recipient)>\r\n\r\n" + String(repeating: "line of text\r\n", count: 8) + ".\r\n"
+            + "NOOP\r\nVRFY postmaster\r\nHELP\r\nBOGUS\r\nQUIT\r\n"
+        return Array(text.utf8)
     }
 
     /// Whether a connection with this environment needs indimail-tls: SMTPS, or STARTTLS
@@ -59,11 +122,7 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
     /// indimail-tls (same arguments, same fds). nil = carry on here.
     static func handOverForTLS(_ context: CommandContext) -> Int32? {
         let env = context.environment
-        guard context.tls == nil else { return nil }
-        // SCRAM (AUTH offered and a credential file present) needs the library's digests.
-        let scramPath = SCRAMCredentialStore.path(env, controlDirectory: ControlFiles(paths: SuitePaths(environment: env)).directory)
-        let wantsSCRAM = context.arguments.count >= 2 && access(scramPath, R_OK) == 0
-        guard wantsSCRAM || wantsLibraries(env) else { return nil }
+        guard wantsTLSHandOver(context) else { return nil }
         guard let me = realpath("/proc/self/exe", nil) else { return nil }
         let path = String(cString: me)
         free(me)
@@ -80,15 +139,30 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
         return context.diagnostics.fatal(ExitCode.temporary, "unable to run indimail-tls: \(error)")
     }
 
+    /// Whether this binary lacks a library the connection needs (TLS, or SCRAM: AUTH
+    /// offered and a credential file present).
+    static func wantsTLSHandOver(_ context: CommandContext) -> Bool {
+        guard context.tls == nil else { return false }
+        let env = context.environment
+        if wantsLibraries(env) { return true }
+        // The credential file's path only when AUTH is configured at all.
+        guard context.arguments.count >= 2 else { return false }
+        let scramPath = SCRAMCredentialStore.path(env, controlDirectory: ControlFiles(paths: SuitePaths(environment: env)).directory)
+        return access(scramPath, R_OK) == 0
+    }
+
     static func serve(_ context: CommandContext, controls: SMTPControls,
-                      preloadedTLS: (settings: TLSSettings, context: any TLSContext)? = nil) -> Int32 {
-        signal(SIGPIPE, SIG_IGN)
+                      preloadedTLS: (settings: TLSSettings, context: any TLSContext)? = nil,
+                      stage: SMTPStage = .live) -> Int32 {
+        let live = !stage.rehearsal
+        if live { signal(SIGPIPE, SIG_IGN) }
         let env = context.environment
         let args = context.arguments
-        let log = SMTPLog(remoteIP: env.nonEmpty("TCPREMOTEIP") ?? "unknown")
-        let connection = SMTPServerConnection(timeout: Double(max(1, controls.timeout)))
+        let log = SMTPLog(remoteIP: env.nonEmpty("TCPREMOTEIP") ?? "unknown", fd: stage.log)
+        let connection = SMTPServerConnection(input: stage.input, output: stage.output, timeout: Double(max(1, controls.timeout)))
         // SIGTERM is answered between commands with 421 (see the read loop).
-        let termination = try? SignalFD(SignalSet([SIGTERM]))
+        let terminationSignals = SignalSet([SIGTERM])
+        let termination = live ? try? SignalFD(terminationSignals) : nil
         connection.interruptFD = termination?.fd
         if let problem = controls.problem {
             log.write(problem)
@@ -105,7 +179,7 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
 
         // TLS: a context only when this binary has the library and the certificate is readable.
         var tlsContext: (any TLSContext)?
-        if let library = context.tls, env.contains("STARTTLS") || env.contains("SMTPS") {
+        if live, let library = context.tls, env.contains("STARTTLS") || env.contains("SMTPS") {
             switch tlsSettings(env, controls: controls) {
             case .success(let s):
                 // The parent's context serves when this connection asks for the same thing
@@ -124,7 +198,7 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
         settings.startTLSAvailable = tlsContext != nil && env.contains("STARTTLS")
 
         var smtpsChannel: (any TLSChannel)?
-        if env.contains("SMTPS") && !env.contains("TLS_PROVIDER") {
+        if live && env.contains("SMTPS") && !env.contains("TLS_PROVIDER") {
             guard let tls = tlsContext else {
                 log.write("SMTPS: no TLS context (certificate missing or unreadable)")
                 return 1
@@ -142,22 +216,26 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
             }
         }
 
-        if !greetDelay(env, controls: controls, connection: connection) { return 1 }
+        if live && !greetDelay(env, controls: controls, connection: connection) { return 1 }
         var session = SMTPSession(settings: settings, controls: controls)
-        if settings.authHostname != nil {
+        if live && settings.authHostname != nil {
             session.scram = scramSetup(context, controls: controls, log: log)
             if let channel = smtpsChannel { bindChannel(&session, channel) }
         }
         if settings.senderDNSCheck {
-            // The resolver (and resolv.conf) only when a sender needs checking.
-            var resolver: DNSResolver?
-            session.senderDomainLookup = { domain in
-                if resolver == nil { resolver = DNSResolver(environment: env) }
-                return senderDomain(domain, resolver: resolver ?? DNSResolver(environment: env))
+            if live {
+                // The resolver (and resolv.conf) only when a sender needs checking.
+                var resolver: DNSResolver?
+                session.senderDomainLookup = { domain in
+                    if resolver == nil { resolver = DNSResolver(environment: env) }
+                    return senderDomain(domain, resolver: resolver ?? DNSResolver(environment: env))
+                }
+            } else {
+                session.senderDomainLookup = { _ in .exists }
             }
         }
         let lineLimit = controls.maxCommandLength > 0 ? min(controls.maxCommandLength + 2, hardLineLimit) : hardLineLimit
-        if case .close(let status) = write(session.greeting(), &session, connection, log) { return status }
+        if case .close(let status) = write(session.greeting(), &session, connection, log, stage) { return status }
 
         while true {
             let read = connection.readLine(limit: session.expectsAuthResponse ? hardLineLimit : lineLimit)
@@ -167,7 +245,7 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
             case .tooLong:
                 connection.send(Array("553 sorry, the given command is too long! (#5.5.2)\r\n".utf8))
                 log.write("command too long")
-                connection.lingeringClose()
+                connection.lingeringClose(seconds: live ? 2 : 0)
                 return 1
             case .endOfFile: return 0
             case .timeout:
@@ -186,20 +264,20 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
             }
             let step = session.command(line)
             // A refused SCRAM proof is decided here, not by the checkpassword chain: PENALTY too.
-            if step.reply.starts(with: Array("535 ".utf8)),
+            if live, step.reply.starts(with: Array("535 ".utf8)),
                let penalty = env.nonEmpty("PENALTY").flatMap({ Int($0) }), penalty > 0 {
                 connection.flush()
                 sleep(UInt32(min(penalty, 3600)))
             }
-            switch write(step, &session, connection, log) {
+            switch write(step, &session, connection, log, stage) {
             case .close(let status): return status
             case .none: continue
             case .beginData:
-                if let status = receiveMessage(&session, connection, env, log) { return status }
+                if let status = receiveMessage(&session, connection, env, log, stage) { return status }
             case .startTLS:
                 connection.flush()
                 connection.discardBufferedInput()
-                guard let tls = tlsContext else { return 1 }
+                guard live, let tls = tlsContext else { return 1 }
                 switch tls.accept(input: 0, output: 1, timeout: Double(max(1, controls.timeout))) {
                 case .success(let channel):
                     connection.useTLS(channel)
@@ -211,20 +289,22 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
                     return 1
                 }
             case .authenticate(let request):
-                let status = checkPassword(checkpassword, request, env)
-                if status == nil || status != 0 && status != 3 {
+                // The rehearsal runs no program: as if the chain could not be run.
+                let status = live ? checkPassword(checkpassword, request, env) : nil
+                if live, status == nil || status != 0 && status != 3 {
                     if let penalty = env.nonEmpty("PENALTY").flatMap({ Int($0) }), penalty > 0 { sleep(UInt32(min(penalty, 3600))) }
                 }
-                if case .close(let s) = write(session.authFinished(request, status: status), &session, connection, log) { return s }
+                if case .close(let s) = write(session.authFinished(request, status: status), &session, connection, log, stage) { return s }
             }
         }
     }
 
     /// Writes a step's reply (after its tarpit delay) and the session's log lines.
-    static func write(_ step: SMTPStep, _ session: inout SMTPSession, _ connection: SMTPServerConnection, _ log: SMTPLog) -> SMTPAction {
+    static func write(_ step: SMTPStep, _ session: inout SMTPSession, _ connection: SMTPServerConnection, _ log: SMTPLog,
+                      _ stage: SMTPStage) -> SMTPAction {
         for line in session.logLines { log.write(line) }
         session.logLines.removeAll()
-        if step.delay > 0 {
+        if step.delay > 0 && !stage.rehearsal {
             connection.flush()
             sleep(UInt32(min(step.delay, 3600)))
         }
@@ -232,49 +312,54 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
         // A refusal that ends the session may leave client input unread: linger so the
         // reply is not lost to a reset.
         if case .close(let status) = step.action {
-            if status == 0 { connection.flush() } else { connection.lingeringClose() }
+            if status == 0 { connection.flush() } else { connection.lingeringClose(seconds: stage.rehearsal ? 0 : 2) }
         }
         return step.action
     }
 
-    /// DATA: qmail-queue, "354", the message, the verdict. nil = keep serving.
-    static func receiveMessage(_ session: inout SMTPSession, _ connection: SMTPServerConnection, _ env: Environment, _ log: SMTPLog) -> Int32? {
+    /// What qmail-queue runs with: the connection's environment, and the AUTH user.
+    static func queueEnvironment(_ env: Environment, _ session: SMTPSession) -> Environment {
+        guard let user = session.authenticatedUser else { return env }
         var queueEnv = env
-        if let user = session.authenticatedUser {
-            queueEnv.set("TCPREMOTEINFO", user)
-            queueEnv.set("AUTHINFO", user)
+        queueEnv.set("TCPREMOTEINFO", user)
+        queueEnv.set("AUTHINFO", user)
+        return queueEnv
+    }
+
+    /// DATA: qmail-queue, "354", the message, the verdict. nil = keep serving.
+    static func receiveMessage(_ session: inout SMTPSession, _ connection: SMTPServerConnection, _ env: Environment,
+                               _ log: SMTPLog, _ stage: SMTPStage) -> Int32? {
+        let queueEnv = queueEnvironment(env, session)
+        if stage.rehearsal {
+            // Everything but the queue program: its argv and envp are built, not run; the
+            // message and the envelope go nowhere; the verdict is an acceptance.
+            _ = ExecBlock(arguments: [Array(QueueSubmission.program(environment: queueEnv).utf8)], environment: queueEnv)
+            let receiver: SMTPDataReceiver
+            switch transferMessage(session, connection, sink: { _ in }) {
+            case .problem(let problem): return dataProblem(problem, session, connection, log, stage)
+            case .complete(let r): receiver = r
+            }
+            var verdict: QueueVerdict?
+            if !(receiver.tooBig || receiver.hops >= session.settings.maxHops) {
+                let envelope = session.envelope.clientBytes
+                verdict = envelope.isEmpty ? nil : .accepted(pid: getpid())
+            }
+            return finishData(&session, receiver, verdict, connection, log, stage)
         }
         var submission: QueueSubmission
         switch QueueSubmission.start(environment: queueEnv) {
         case .failure(let e):
             log.write("unable to start qmail-queue: \(e)")
-            _ = write(session.queueUnavailable(), &session, connection, log)
+            _ = write(session.queueUnavailable(), &session, connection, log, stage)
             return nil
         case .success(let s): submission = s
         }
-        connection.send(Array("354 go ahead\r\n".utf8))
-        connection.flush()
-        let now = time(nil)
-        submission.write(session.receivedHeader(pid: getpid(), date: ReceivedHeader.date822(seconds: now)))
-        var receiver = SMTPDataReceiver(allowBareLF: session.settings.allowBareLF, databytes: session.settings.databytes)
-        let problem = connection.readMessage(&receiver) { chunk in submission.write(chunk) }
-        if let problem {
+        let receiver: SMTPDataReceiver
+        switch transferMessage(session, connection, sink: { submission.write($0) }) {
+        case .problem(let problem):
             submission.abandon()
-            switch problem {
-            case .failed("bare LF"):
-                log.write("Bare LF received")
-                connection.send(Array("451 Sorry, I received Bare LF. (#4.6.0)\r\n".utf8))
-            case .timeout:
-                log.write("timeout reading from client")
-                connection.send(Array("451 Sorry, I reached a timeout reading from client (#4.4.2)\r\n".utf8))
-            case .terminated:
-                log.write("going down on SIGTERM")
-                connection.send(Array(session.respond("421", suffix: " Service not available, closing transmission channel (#4.3.2)").utf8))
-            default:
-                log.write("connection lost during DATA")
-            }
-            connection.lingeringClose()
-            return 1
+            return dataProblem(problem, session, connection, log, stage)
+        case .complete(let r): receiver = r
         }
         let verdict: QueueVerdict?
         if receiver.tooBig || receiver.hops >= session.settings.maxHops {
@@ -283,7 +368,50 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
         } else {
             verdict = submission.finish(session.envelope)
         }
-        if case .close(let status) = write(session.dataFinished(receiver, verdict: verdict, now: time(nil)), &session, connection, log) {
+        return finishData(&session, receiver, verdict, connection, log, stage)
+    }
+
+    enum Transfer {
+        case complete(SMTPDataReceiver)
+        /// The message could not be read whole.
+        case problem(SMTPReadResult)
+    }
+
+    /// "354", then our Received line and the client's message into `sink`.
+    static func transferMessage(_ session: SMTPSession, _ connection: SMTPServerConnection, sink: ([UInt8]) -> Void) -> Transfer {
+        connection.send(Array("354 go ahead\r\n".utf8))
+        connection.flush()
+        let now = time(nil)
+        sink(session.receivedHeader(pid: getpid(), date: ReceivedHeader.date822(seconds: now)))
+        var receiver = SMTPDataReceiver(allowBareLF: session.settings.allowBareLF, databytes: session.settings.databytes)
+        if let problem = connection.readMessage(&receiver, sink: sink) { return .problem(problem) }
+        return .complete(receiver)
+    }
+
+    /// The reply to a message cut short; the connection ends.
+    static func dataProblem(_ problem: SMTPReadResult, _ session: SMTPSession, _ connection: SMTPServerConnection,
+                            _ log: SMTPLog, _ stage: SMTPStage) -> Int32 {
+        switch problem {
+        case .failed("bare LF"):
+            log.write("Bare LF received")
+            connection.send(Array("451 Sorry, I received Bare LF. (#4.6.0)\r\n".utf8))
+        case .timeout:
+            log.write("timeout reading from client")
+            connection.send(Array("451 Sorry, I reached a timeout reading from client (#4.4.2)\r\n".utf8))
+        case .terminated:
+            log.write("going down on SIGTERM")
+            connection.send(Array(session.respond("421", suffix: " Service not available, closing transmission channel (#4.3.2)").utf8))
+        default:
+            log.write("connection lost during DATA")
+        }
+        connection.lingeringClose(seconds: stage.rehearsal ? 0 : 2)
+        return 1
+    }
+
+    /// The reply after the message; nil = keep serving.
+    static func finishData(_ session: inout SMTPSession, _ receiver: SMTPDataReceiver, _ verdict: QueueVerdict?,
+                           _ connection: SMTPServerConnection, _ log: SMTPLog, _ stage: SMTPStage) -> Int32? {
+        if case .close(let status) = write(session.dataFinished(receiver, verdict: verdict, now: time(nil)), &session, connection, log, stage) {
             return status
         }
         return nil
@@ -390,15 +518,32 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
     }
 }
 
+/// Where `serve` talks: the client on fd 0/1 and the log on fd 2, or a rehearsal (the
+/// warm-up) with no effects beyond its own pipes.
+struct SMTPStage {
+    var input: Int32 = 0
+    var output: Int32 = 1
+    /// -1: log lines are formatted but written nowhere.
+    var log: Int32 = 2
+    /// No signal handling, TLS, greeting delay, tarpit, DNS, checkpassword or qmail-queue.
+    var rehearsal = false
+
+    static let live = SMTPStage()
+}
+
 /// qmail-smtpd's log lines on fd 2: `qmail-smtpd: pid N from IP text`.
 struct SMTPLog {
     let prefix: String
+    let fd: Int32
 
-    init(remoteIP: String) {
+    init(remoteIP: String, fd: Int32 = 2) {
         prefix = "qmail-smtpd: pid \(getpid()) from \(remoteIP) "
+        self.fd = fd
     }
 
     func write(_ text: String) {
-        _ = FD.writeAll(2, Array((prefix + text + "\n").utf8))
+        let line = Array((prefix + text + "\n").utf8)
+        guard fd >= 0 else { return }
+        _ = FD.writeAll(fd, line)
     }
 }

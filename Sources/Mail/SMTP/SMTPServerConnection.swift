@@ -31,7 +31,9 @@ public final class SMTPServerConnection {
         self.input = input
         self.output = output
         self.timeout = timeout
-        buffer = [UInt8](repeating: 0, count: 16384)
+        // Not zeroed: only bytes read(2) stored are ever looked at, and untouched pages of
+        // the buffer then cost a short connection nothing.
+        buffer = [UInt8](unsafeUninitializedCapacity: 16384) { _, count in count = 16384 }
         // Writes wait with poll, so a client that stops reading cannot hold us past the
         // timeout (the reference's timeoutwrite on the client side).
         FD.setNonBlocking(output)

@@ -174,16 +174,8 @@ public struct SMTPSession {
             return SMTPStep("553 sorry, the given command is too long! (#5.5.2)\r\n", .close(1))
         }
         let verb = parsed.verb, arg = parsed.argument
-        let allowed: Set<String>
-        switch settings.personality {
-        case .smtp: allowed = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "help", "quit", "auth", "etrn", "atrn", "starttls"]
-        case .submission: allowed = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "help", "quit", "auth", "starttls"]
-        case .odmr: allowed = ["helo", "ehlo", "auth", "etrn", "atrn", "help", "quit"]
-        }
-        guard allowed.contains(verb) else { return unrecognised(verb) }
-        if let refusal, ["helo", "ehlo", "mail", "rcpt", "data", "auth", "starttls", "vrfy", "etrn", "atrn"].contains(verb) {
-            return SMTPStep(refusal)
-        }
+        guard Self.accepts(verb, settings.personality) else { return unrecognised(verb) }
+        if let refusal, Self.refusable(verb) { return SMTPStep(refusal) }
         switch verb {
         case "helo": return helo(arg)
         case "ehlo": return ehlo(arg)
@@ -205,6 +197,24 @@ public struct SMTPSession {
         case "auth": return auth(arg)
         case "starttls": return startTLS(arg)
         default: return SMTPStep("502 command \(verb) not implemented (#5.5.1)\r\n")
+        }
+    }
+
+    /// The verbs each personality knows (a switch: no set built per command).
+    static func accepts(_ verb: String, _ personality: SMTPPersonality) -> Bool {
+        switch verb {
+        case "helo", "ehlo", "auth", "help", "quit": return true
+        case "mail", "rcpt", "data", "rset", "noop", "vrfy", "starttls": return personality != .odmr
+        case "etrn", "atrn": return personality != .submission
+        default: return false
+        }
+    }
+
+    /// The verbs a refused session (greeting refusal) answers with the refusal.
+    static func refusable(_ verb: String) -> Bool {
+        switch verb {
+        case "helo", "ehlo", "mail", "rcpt", "data", "auth", "starttls", "vrfy", "etrn", "atrn": return true
+        default: return false
         }
     }
 
@@ -255,20 +265,22 @@ public struct SMTPSession {
 
     private mutating func ehlo(_ arg: [UInt8]) -> SMTPStep {
         if let refused = recordHelo(arg) { return refused }
-        var lines = ["250-" + (settings.greeting.first ?? "")]
+        // Appended in place: no array of lines to join per EHLO.
+        var text = "250-" + (settings.greeting.first ?? "") + "\r\n"
         let offered = offeredMechanisms
         if !offered.isEmpty {
-            let names = offered.map(\.rawValue).joined(separator: " ")
-            lines.append("250-AUTH " + names)
-            if settings.oldClient { lines.append("250-AUTH=" + names) }
+            var names = ""
+            for m in offered { names += (names.isEmpty ? "" : " ") + m.rawValue }
+            text += "250-AUTH " + names + "\r\n"
+            if settings.oldClient { text += "250-AUTH=" + names + "\r\n" }
         }
-        lines += ["250-PIPELINING", "250-8BITMIME"]
-        if settings.databytes > 0 { lines.append("250-SIZE \(settings.databytes)") }
-        if settings.personality != .submission { lines.append("250-ETRN") }
-        if settings.startTLSAvailable && !settings.tlsActive { lines.append("250-STARTTLS") }
-        if settings.smtputf8 { lines.append("250-SMTPUTF8") }
-        lines.append("250 HELP")
-        return SMTPStep(lines.map { $0 + "\r\n" }.joined())
+        text += "250-PIPELINING\r\n250-8BITMIME\r\n"
+        if settings.databytes > 0 { text += "250-SIZE " + String(settings.databytes) + "\r\n" }
+        if settings.personality != .submission { text += "250-ETRN\r\n" }
+        if settings.startTLSAvailable && !settings.tlsActive { text += "250-STARTTLS\r\n" }
+        if settings.smtputf8 { text += "250-SMTPUTF8\r\n" }
+        text += "250 HELP\r\n"
+        return SMTPStep(text)
     }
 
     private func help() -> SMTPStep {
@@ -560,11 +572,19 @@ public struct SMTPSession {
 
     /// The Received: line this server adds on top of the message.
     public func receivedHeader(pid: Int32, date: String) -> [UInt8] {
+        // One '?' per character (Unicode scalar) outside [A-Za-z0-9.@%+/=:-_[] ], in UTF-8
+        // bytes: a scalar's continuation bytes add nothing.
         func safe(_ s: String) -> String {
-            String(s.unicodeScalars.map { c -> Character in
-                let ok = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || ".@%+/=:-_[] ".unicodeScalars.contains(c)
-                return ok ? Character(c) : "?"
-            })
+            var out: [UInt8] = []
+            out.reserveCapacity(s.utf8.count)
+            for c in s.utf8 {
+                switch c {
+                case 97...122, 65...90, 48...57, 46, 64, 37, 43, 47, 61, 58, 45, 95, 91, 93, 32: out.append(c)
+                case 0x80...0xbf: continue
+                default: out.append(63)
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
         }
         var text = "Received: indimail-mta smtpd \(pid)"
         if !settings.hideHost {

@@ -13,6 +13,10 @@ struct ServerSetup {
 }
 
 enum ConnectionHandler {
+    /// What the parent takes through its signalfd and each child unblocks again. One value
+    /// built in the parent at start-up: a child reads it instead of building it anew.
+    static let serverSignals = SignalSet([SIGCHLD, SIGTERM, SIGHUP, SIGUSR1])
+
     static func log(_ setup: ServerSetup, _ line: String, level: Int = 2) {
         guard setup.options.verbosity >= level else { return }
         FD.writeAll(2, Array("tcpserver: \(line)\n".utf8))
@@ -48,6 +52,26 @@ enum ConnectionHandler {
             }
         }
         env["TCP6REMOTEINFO"] = remoteInfo
+    }
+
+    /// What an in-process program would run with for a connection from 127.0.0.1 to the
+    /// listening port: the connection variables set by the code real connections use, with
+    /// no lookup, ident, rules or socket. For the program's warm-up in the parent.
+    static func rehearsalContext(_ setup: ServerSetup, prepared: PreparedCommand, port: UInt16) -> CommandContext {
+        let options = setup.options
+        var env = setup.context.environment
+        if case .unix(let path) = options.listen {
+            env["PROTO"] = "UNIX"
+            env["UNIXLOCALPATH"] = path
+        } else {
+            let loopback = IPAddress.v4(127, 0, 0, 1)
+            let remote = SocketAddress.inet(loopback, port: 1024, scope: 0)
+            let local = SocketAddress.inet(loopback, port: port, scope: 0)
+            let v4 = options.ipv4Only || (!options.forceV6 && loopback.unmappedIsV4)
+            setTCPVariables(&env, options: options, v4: v4, local: local, remote: remote,
+                            localHost: options.localHostName, remoteHost: nil, remoteInfo: nil)
+        }
+        return ProgramLauncher.programContext(prepared, options.program, environment: env, context: setup.context)
     }
 
     /// Serves one accepted connection; the return value is the child's exit code.
@@ -139,7 +163,7 @@ enum ConnectionHandler {
         // Back to what the program expects: only what tcpserver itself changed (cheaper than
         // resetting every signal, and it keeps what tcpserver inherited, as exec would).
         Signals.setDefault(SIGPIPE)
-        SignalSet([SIGCHLD, SIGTERM, SIGHUP, SIGUSR1]).unblock()
+        serverSignals.unblock()
 
         if let tls = setup.tlsContext {
             return TLSSession.serve(socket: fd, tls: tls, environment: env, setup: setup, diag: diag)

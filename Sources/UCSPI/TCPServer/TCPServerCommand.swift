@@ -60,6 +60,8 @@ private struct Server {
     var limit = 40
     var children: [pid_t: [UInt8]] = [:]
     var setup: ServerSetup
+    /// The listening port, for the warm-up's stand-in connection.
+    var listenPort: UInt16 = 0
 
     init(options: TCPServerOptions, context: CommandContext, diag: Diagnostics) {
         self.options = options
@@ -104,7 +106,7 @@ private struct Server {
             if case .unix(let path) = options.listen { unlink(path) }
         }
         let signals: SignalFD
-        do { signals = try SignalFD(SignalSet([SIGCHLD, SIGTERM, SIGHUP, SIGUSR1])) } catch {
+        do { signals = try SignalFD(ConnectionHandler.serverSignals) } catch {
             return diag.fatal(ExitCode.temporary, error.description)
         }
         Signals.ignore(SIGPIPE)
@@ -123,6 +125,7 @@ private struct Server {
         }
         FD.setNonBlocking(listener)
         setup.options = options  // openListener may have switched to IPv4-only
+        listenPort = Socket.localAddress(listener)?.port ?? 0
         if let pidFile = options.pidFile {
             if case .success(let fd) = FD.openTrunc(pidFile) {
                 FD.writeAll(fd, Array(String(getpid()).utf8))
@@ -234,7 +237,10 @@ private struct Server {
         if let first = options.program.first,
            let command = ProgramLauncher.ownCommand(String(decoding: first, as: UTF8.self), context: context,
                                                     searchPath: context.environment["PATH"]) {
-            setup.prepared = PreparedCommand.prepare(command, context)
+            let prepared = PreparedCommand.prepare(command, context)
+            setup.prepared = prepared
+            // Children fork from here: what the warm-up builds, they inherit.
+            prepared.warmUp(ConnectionHandler.rehearsalContext(setup, prepared: prepared, port: listenPort))
         }
         return ProgramLauncher.preloadPlugins(context.environment, reload: reload).map { _ in () }
     }
@@ -291,6 +297,10 @@ private struct Server {
         if pid == 0 {
             close(listener)
             close(signals.fd)
+            // A child's heap lives as long as its connection: giving memory back to the
+            // system (brk shrinking after the parent's trimmed heap grew by a buffer) is
+            // only syscalls and page-table work before an exit that frees it all anyway.
+            cs_malloc_keep_heap()
             exit(ConnectionHandler.serve(socket: fd, remote: remote, sameIPCount: sameIP, setup: setup))
         }
         children[pid] = key
