@@ -41,6 +41,8 @@ public struct QueueSubmission: ~Copyable {
         case service(socket: String)
         /// qmail-queue could not be started after the message outgrew the service.
         case failed
+        /// A warm-up's: everything is built as for the real route, nothing is sent or run.
+        case rehearsal(service: Bool)
     }
 
     private var route: Route
@@ -89,6 +91,19 @@ public struct QueueSubmission: ~Copyable {
         }
     }
 
+    /// A submission for a warm-up (PreloadingCommand.warmUp): it takes the message as the
+    /// real one would and builds the request or the spawn plan, but connects to nothing,
+    /// starts nothing, and reports acceptance by this process.
+    public static func rehearsal(environment: Environment, arguments: [[UInt8]] = []) -> QueueSubmission {
+        let service = serviceSocket(environment: environment, arguments: arguments) != nil
+        return QueueSubmission(route: .rehearsal(service: service), environment: environment, arguments: arguments)
+    }
+
+    /// Where qmail-queue's fds 0, 1 (and 2 for a custom error filter) come from.
+    private static func fileMoves(message: Int32, envelope: Int32, errors: Int32, customErrors: Bool) -> [(Int32, Int32)] {
+        [(message, 0), (envelope, 1)] + (customErrors ? [(errors, Int32(2))] : [])
+    }
+
     private static func spawn(environment: Environment, arguments: [[UInt8]]) -> Result<Route, SystemError> {
         let program = Self.program(environment: environment)
         let message: (read: Int32, write: Int32), envelope: (read: Int32, write: Int32), errors: (read: Int32, write: Int32)
@@ -107,7 +122,7 @@ public struct QueueSubmission: ~Copyable {
         // fd 2 is kept only when a custom error filter may talk on it; otherwise the
         // child inherits ours so its diagnostics reach the log.
         let customErrors = environment.contains("CUSTOM_ERR_FILTER")
-        options.fileMoves = [(message.read, 0), (envelope.read, 1)] + (customErrors ? [(errors.write, Int32(2))] : [])
+        options.fileMoves = fileMoves(message: message.read, envelope: envelope.read, errors: errors.write, customErrors: customErrors)
         let started = Spawn.start([Array(program.utf8)] + arguments, environment: environment, options: options)
         FD.close(message.read); FD.close(envelope.read); FD.close(errors.write)
         switch started {
@@ -137,6 +152,8 @@ public struct QueueSubmission: ~Copyable {
         case .service:
             gathered += bytes
             if gathered.count > QueueService.maximumMessage { switchToProcess() }
+        case .rehearsal:
+            gathered += bytes
         }
     }
 
@@ -156,6 +173,22 @@ public struct QueueSubmission: ~Copyable {
     /// Closes the message, sends the envelope and waits for the verdict.
     public consuming func finish(_ envelope: Envelope) -> QueueVerdict {
         let envelopeBytes = envelope.clientBytes
+        if case .rehearsal(let service) = route {
+            if service {
+                let request = QueueService.Request(environment: environment, message: gathered, envelope: envelopeBytes).bytes
+                let reply = QueueService.reply(code: 0, pid: getpid())
+                if case .success(let (content, _)) = Netstring.parse(reply, from: 0), request.count > 0,
+                   let (_, pid) = QueueService.parseReply(content) {
+                    return .accepted(pid: pid)
+                }
+            } else {
+                var options = SpawnOptions()
+                options.fileMoves = Self.fileMoves(message: -1, envelope: -1, errors: -1,
+                                                   customErrors: environment.contains("CUSTOM_ERR_FILTER"))
+                _ = ExecBlock(arguments: [Array(Self.program(environment: environment).utf8)] + arguments, environment: environment)
+            }
+            return .accepted(pid: getpid())
+        }
         if case .service(let socket) = route {
             if envelopeBytes.count <= QueueService.maximumEnvelope, let verdict = submit(to: socket, envelopeBytes) {
                 return verdict
@@ -169,7 +202,7 @@ public struct QueueSubmission: ~Copyable {
             _ = FD.writeAll(envelopeFD, envelopeBytes)
             FD.close(envelopeFD)
             return Self.collect(pid: pid, errorFD: errorFD)
-        case .failed, .service:
+        case .failed, .service, .rehearsal:
             return .refused(code: QueueExit.execQueue.rawValue, custom: nil)
         }
     }

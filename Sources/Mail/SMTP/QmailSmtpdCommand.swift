@@ -330,29 +330,19 @@ public struct QmailSmtpdCommand: PreloadingCommand, LibraryWantingCommand {
     static func receiveMessage(_ session: inout SMTPSession, _ connection: SMTPServerConnection, _ env: Environment,
                                _ log: SMTPLog, _ stage: SMTPStage) -> Int32? {
         let queueEnv = queueEnvironment(env, session)
-        if stage.rehearsal {
-            // Everything but the queue program: its argv and envp are built, not run; the
-            // message and the envelope go nowhere; the verdict is an acceptance.
-            _ = ExecBlock(arguments: [Array(QueueSubmission.program(environment: queueEnv).utf8)], environment: queueEnv)
-            let receiver: SMTPDataReceiver
-            switch transferMessage(session, connection, sink: { _ in }) {
-            case .problem(let problem): return dataProblem(problem, session, connection, log, stage)
-            case .complete(let r): receiver = r
-            }
-            var verdict: QueueVerdict?
-            if !(receiver.tooBig || receiver.hops >= session.settings.maxHops) {
-                let envelope = session.envelope.clientBytes
-                verdict = envelope.isEmpty ? nil : .accepted(pid: getpid())
-            }
-            return finishData(&session, receiver, verdict, connection, log, stage)
-        }
         var submission: QueueSubmission
-        switch QueueSubmission.start(environment: queueEnv) {
-        case .failure(let e):
-            log.write("unable to start qmail-queue: \(e)")
-            _ = write(session.queueUnavailable(), &session, connection, log, stage)
-            return nil
-        case .success(let s): submission = s
+        if stage.rehearsal {
+            // Everything but the queue itself: the request to qmail-queued, or qmail-queue's
+            // argv, envp and descriptors, is built, not sent or run; the verdict is an acceptance.
+            submission = QueueSubmission.rehearsal(environment: queueEnv)
+        } else {
+            switch QueueSubmission.start(environment: queueEnv) {
+            case .failure(let e):
+                log.write("unable to start qmail-queue: \(e)")
+                _ = write(session.queueUnavailable(), &session, connection, log, stage)
+                return nil
+            case .success(let s): submission = s
+            }
         }
         let receiver: SMTPDataReceiver
         switch transferMessage(session, connection, sink: { submission.write($0) }) {
