@@ -1,7 +1,7 @@
 // The README's main job end to end: scripts/start installs the built binaries into a private
 // prefix, generates the whole service tree there and runs svscan on it; mail sent through
 // every door (SMTP, submission with AUTH, SMTPS, QMTP, sendmail, QMQP) lands in the demo
-// Maildir; a variables/ change plus `svc -r` changes a listener; stopping svscan leaves
+// Maildir, the listeners' mail queued by workers of the qmail-queued service; a variables/ change plus `svc -r` changes a listener; stopping svscan leaves
 // nothing behind, also when it is PID 1 of its own pid namespace.
 import Core
 import Glibc
@@ -34,6 +34,7 @@ final class MainJobPrefix {
     var ports: [UInt16] { [smtp, smtps, submission, qmtp, qmqp] }
 
     var serviceDirectory: String { Path.join(prefix, "service") }
+    var queueSocket: String { Path.join(prefix, "var/indimail/queue/queued/socket") }
     var maildir: String { Path.join(prefix, "home/demo/Maildir") }
     var envFile: String { Path.join(prefix, "etc/indimail-env.sh") }
     var password: String {
@@ -73,6 +74,19 @@ final class MainJobPrefix {
             let dir = Path.join(maildir, sub)
             return ((try? Path.entries(dir).get()) ?? []).map { readText(Path.join(dir, $0)) }
         }
+    }
+
+    /// The pid svstat reports for a service, nil when it is not up.
+    func servicePID(_ name: String) -> pid_t? {
+        let out = client("exec svstat \"$SERVICEDIR/\(name)\"").out
+        guard out.contains(": up "), let range = out.firstRange(of: " pid ") else { return nil }
+        return pid_t(out[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// The pid qmail-queue (or a qmail-queued worker) recorded in a message's Received line.
+    static func queuePID(_ message: String) -> pid_t? {
+        guard let range = message.firstRange(of: "Received: indimail-mta queue ") else { return nil }
+        return pid_t(message[range.upperBound...].prefix { $0.isNumber })
     }
 
     /// Live processes whose working directory or executable is under the sandbox, or that
@@ -215,8 +229,26 @@ final class MainJobPrefix {
         #expect(!mail.contains { $0.contains("without auth") })
         #expect(mail.contains { $0.contains("Subject: via submission") && $0.contains("Received: ") })
 
+        // Every listener queued through a worker of the qmail-queued service; sendmail,
+        // whose environment names qmail-queue, ran it itself.
+        let pool = try #require(job.servicePID("qmail-queued"))
+        let workers = QueuedDaemon.workers(of: pool)
+        #expect(workers.count == 4, "\(workers)")
+        for message in mail {
+            let writer = MainJobPrefix.queuePID(message)
+            let viaSendmail = message.contains("Subject: via sendmail")
+            #expect(writer.map { workers.contains($0) } == !viaSendmail,
+                    "queue pid \(String(describing: writer)), workers \(workers): \(message.prefix(600))")
+        }
+        // As root the pool runs as the queue's owner (nobody under a private prefix), which
+        // also owns the socket's directory.
+        if getuid() == 0 {
+            #expect(QueueTest.owner("/proc/\(pool)")?.0 == QueueTest.nobody)
+            #expect(QueueTest.owner(Path.dirname(job.queueSocket))?.0 == QueueTest.nobody)
+        }
+
         // svstat and svps: every service and logger up.
-        let services = ["qmail-smtpd.\(job.smtp)", "qmail-smtpd.\(job.smtps)", "qmail-smtpd.\(job.submission)",
+        let services = ["qmail-queued", "qmail-smtpd.\(job.smtp)", "qmail-smtpd.\(job.smtps)", "qmail-smtpd.\(job.submission)",
                         "qmail-qmtpd.\(job.qmtp)", "qmail-qmqpd.\(job.qmqp)", "qmail-send.\(job.smtp)"]
         let dirs = services.flatMap { [Path.join(job.serviceDirectory, $0), Path.join(job.serviceDirectory, $0 + "/log")] }
         let svstat = job.client("exec svstat " + dirs.map { "'\($0)'" }.joined(separator: " "))
@@ -251,6 +283,8 @@ final class MainJobPrefix {
         #expect(status == .exited(0), "\(String(describing: status)): \(sv.stderr)")
         let left = job.leftovers(sv)
         #expect(left.isEmpty, "left behind: \(left)")
+        // qmail-queued removed its socket on the way out.
+        #expect(!Path.exists(job.queueSocket))
     }
 
     /// The same command run by an ordinary user (nobody): no step needs root, the services
@@ -276,13 +310,20 @@ final class MainJobPrefix {
         #expect(eventually(within: 30) { job.delivered().count == 2 }, "\(job.delivered().count)")
         let mail = job.delivered()
         #expect(mail.contains { $0.contains("Subject: via sendmail") && $0.contains("Delivered-To: demo@localhost") })
-        // Every process of the tree runs as nobody.
+        // Every process of the tree runs as nobody, the qmail-queued pool included, and the
+        // SMTP message was queued by one of its workers.
         let svscan = try #require(sv.children(of: sv.pid, matching: "sbin/svscan").first)
         #expect(QueueTest.owner("/proc/\(svscan)")?.0 == 65534)
+        let pool = try #require(job.servicePID("qmail-queued"))
+        #expect(QueueTest.owner("/proc/\(pool)")?.0 == 65534)
+        let workers = QueuedDaemon.workers(of: pool)
+        let viaSMTP = mail.first { $0.contains("Subject: via smtp") } ?? ""
+        #expect(MainJobPrefix.queuePID(viaSMTP).map { workers.contains($0) } == true, "\(workers): \(viaSMTP.prefix(600))")
         sv.signal(SIGTERM)
         #expect(sv.waitExit(30) == .exited(0), "\(sv.stderr)")
         let left = job.leftovers(sv)
         #expect(left.isEmpty, "left behind: \(left)")
+        #expect(!Path.exists(job.queueSocket))
     }
 
     @Test func svscanAsPID1StopsTheGeneratedTree() throws {
@@ -307,10 +348,12 @@ final class MainJobPrefix {
         // PID 1 inside: its status file in /proc says so.
         let nspid = readText("/proc/\(svscan)/status").split(separator: "\n").first { $0.hasPrefix("NSpid:") } ?? ""
         #expect(nspid.split(whereSeparator: { $0 == "\t" || $0 == " " }).last == "1", "\(nspid)")
+        #expect(eventually(within: 10) { access(job.queueSocket, F_OK) == 0 })
         kill(svscan, SIGTERM)
         let status = sv.waitExit(30)
         #expect(status == .exited(0), "\(String(describing: status)): \(sv.stderr)")
         let left = job.leftovers(sv)
         #expect(left.isEmpty, "left behind: \(left)")
+        #expect(!Path.exists(job.queueSocket))
     }
 }

@@ -126,6 +126,7 @@ import Testing
         #expect(t.svctool(["--qmqp=628"]).exitCode == 0)
         #expect(t.svctool(["--delivery=slow", "--qcount=1", "--qtype=compat"]).exitCode == 0)
         #expect(t.svctool(["--svscanlog", "--scanint=60"]).exitCode == 0)
+        #expect(t.svctool(["--queued"]).exitCode == 0)
         let slowq = t.svctool(["--slowq", "--qbase=\(t.queueBase)"])
         #expect(slowq.exitCode == 0 && slowq.out.contains("Creating delivery only slowq"), "\(slowq.err)")
         #expect(Path.isDirectory(t.box.at("queue/slowq/ratelimit")))
@@ -138,7 +139,7 @@ import Testing
                 if Path.exists(path) { scripts.append(path) }
             }
         }
-        #expect(scripts.count == 18, "\(scripts)")
+        #expect(scripts.count == 20, "\(scripts)")
         for script in scripts {
             let check = run(["/bin/sh", "-n", script])
             #expect(check.exitCode == 0, "\(script): \(check.err)")
@@ -154,13 +155,155 @@ import Testing
     }
 
     @Test func servicesTemplatesMatchTheRepository() {
-        for template in ["smtp", "smtps", "submission", "qmtp", "qmqp", "qmail-send", "slowq", "log", "svscan-shutdown"] {
+        for template in ["smtp", "smtps", "submission", "qmtp", "qmqp", "qmail-send", "slowq", "qmail-queued", "log",
+                         "svscan-shutdown"] {
             let printed = run([Build.indimail, "svctool", "--template=\(template)"])
             #expect(printed.exitCode == 0)
             let stored = readText(Path.join(Self.templatesDirectory, template + ".run"))
             #expect(!stored.isEmpty && printed.out == stored, "service-templates/\(template).run differs")
         }
         #expect(run([Build.indimail, "svctool", "--template=nope"]).exitCode == 100)
+    }
+
+    @Test func queuedServiceShape() throws {
+        let t = SvctoolTree()
+        let made = t.svctool(["--queued", "--qbase=\(t.queueBase)", "--workers=4"])
+        #expect(made.exitCode == 0, "\(made.err)")
+        let dir = "service/qmail-queued"
+        #expect(mode(t.box.at(dir + "/run")) == 0o755)
+        #expect(mode(t.box.at(dir + "/variables")) == (getuid() == 0 ? 0o500 : 0o700))
+        let socket = t.queueBase + "/queued/socket"
+        let v = t.variables("qmail-queued")
+        let expected: [String: String] = [
+            "QUEUE_SOCKET": socket + "\n", "QUEUED_WORKERS": "4\n", "QUEUED_REQUESTS": "10000\n",
+            "QUEUED_TIMEOUT": "60\n", "QUEUED_MODE": "666\n", "SOFT_MEM": "52428800\n",
+            ".envdir": t.control + "/global_vars\n",
+        ]
+        for (name, value) in expected { #expect(v[name] == value, "\(name): \(v[name] ?? "missing")") }
+        #expect(v[".options"]?.contains(" svctool --queued ") == true)
+        let script = t.read(dir + "/run")
+        #expect(script.contains("service-templates/qmail-queued.run"))
+        #expect(script.contains("\(t.prefix)/sbin/qmail-queued -c $QUEUED_WORKERS -n $QUEUED_REQUESTS -t $QUEUED_TIMEOUT -m $QUEUED_MODE"))
+        #expect(script.contains("\"$QUEUE_SOCKET\"'"))
+        #expect(t.read(dir + "/log/run").contains("multilog t \(t.box.at("log"))/queued"))
+        for file in ["run", "log/run"] {
+            let check = run(["/bin/sh", "-n", t.box.at(dir + "/" + file)])
+            #expect(check.exitCode == 0, "\(file): \(check.err)")
+        }
+        // The socket's directory: 0755, and as root the pool's account (QMAILQ_USER) owns it.
+        let socketDir = t.queueBase + "/queued"
+        #expect(mode(socketDir) == 0o755)
+        if getuid() == 0 { #expect(QueueTest.owner(socketDir).map { [$0.0, $0.1] } == [QueueTest.nobody, QueueTest.nogroup]) }
+        #expect(!Path.exists(socket))
+        // Once only, unless --force; a refresh rebuilds it from its stored command line.
+        #expect(t.svctool(["--queued", "--qbase=\(t.queueBase)"]).exitCode == 100)
+        t.box.write(dir + "/variables/QUEUED_WORKERS", "99\n")
+        #expect(t.svctool(["--refreshsvc=qmail-queued"]).exitCode == 0)
+        #expect(t.variables("qmail-queued")["QUEUED_WORKERS"] == "4\n")
+        // A socket elsewhere: a directory the operator made is left as it is.
+        let own = t.box.directory("own")
+        chmod(own, 0o700)
+        #expect(t.svctool(["--queued", "--queue-socket=\(own)/q.sock", "--force"]).exitCode == 0)
+        #expect(t.variables("qmail-queued")["QUEUE_SOCKET"] == own + "/q.sock\n")
+        #expect(mode(own) == 0o700)
+        // Bad values and paths that cannot be a socket address.
+        let long = "/" + String(repeating: "d", count: 120)
+        for bad in [["--queued", "--workers=0"], ["--queued", "--workers=1001"], ["--queued", "--workers=x"],
+                    ["--queued", "--queue-socket=relative/sock"], ["--queued", "--queue-socket=\(long)"],
+                    ["--queued", "--qbase=\(long)"], ["--qmtp=209", "--use-queued", "--qbase=\(long)"],
+                    ["--queued", "--qmtp=209"]] {
+            let r = t.svctool(bad)
+            #expect(r.exitCode == 100 && !r.err.isEmpty, "\(bad): \(r.err)")
+        }
+        #expect(!Path.exists(t.box.at("service/qmail-qmtpd.209")))
+    }
+
+    @Test func listenersUseQueuedUnlessAFilterQueues() throws {
+        let t = SvctoolTree()
+        let socket = t.queueBase + "/queued/socket"
+        // qmail-multi's collection: QMAILQUEUE goes, the queue variables stay for the worker.
+        #expect(t.svctool(["--smtp=2525", "--qcount=2", "--use-queued", "--min-free=1000"]).exitCode == 0)
+        let smtp = t.variables("qmail-smtpd.2525")
+        #expect(smtp["QUEUE_SOCKET"] == socket + "\n")
+        #expect(smtp["QMAILQUEUE"] == "")
+        #expect(smtp["QUEUE_BASE"] == t.queueBase + "\n" && smtp["QUEUE_COUNT"] == "2\n" && smtp["QUEUE_START"] == "1\n")
+        #expect(smtp["MIN_FREE"] == "1000\n")
+        // The delivery half (bounces, forwards) too.
+        let send = t.variables("qmail-send.2525")
+        #expect(send["QUEUE_SOCKET"] == socket + "\n" && send["QMAILQUEUE"] == "")
+        // One queue (--no-multi): qmail-queue goes, QUEUEDIR stays.
+        #expect(t.svctool(["--qmtp=209", "--no-multi", "--use-queued"]).exitCode == 0)
+        let qmtp = t.variables("qmail-qmtpd.209")
+        #expect(qmtp["QUEUE_SOCKET"] == socket + "\n" && qmtp["QMAILQUEUE"] == "")
+        #expect(qmtp["QUEUEDIR"] == t.queueBase + "/queue1\n")
+        // A filter chain keeps QMAILQUEUE, so clients keep running it.
+        #expect(t.svctool(["--qmqp=628", "--use-queued", "--spamfilter=/bin/bogofilter -p"]).exitCode == 0)
+        #expect(t.variables("qmail-qmqpd.628")["QMAILQUEUE"] == t.prefix + "/sbin/qmail-spamfilter\n")
+        #expect(t.svctool(["--smtp=465", "--skipsend", "--use-queued", "--dkverify=dkim"]).exitCode == 0)
+        #expect(t.variables("qmail-smtpd.465")["QMAILQUEUE"] == t.prefix + "/sbin/qmail-dkim\n")
+        #expect(t.svctool(["--smtp=26", "--skipsend", "--use-queued", "--no-multi", "--qmailqueue=/usr/sbin/qmail-qmqpc"]).exitCode == 0)
+        #expect(t.variables("qmail-smtpd.26")["QMAILQUEUE"] == "/usr/sbin/qmail-qmqpc\n")
+        // --dkverify=none is no filter.
+        #expect(t.svctool(["--smtp=27", "--skipsend", "--use-queued", "--dkverify=none"]).exitCode == 0)
+        #expect(t.variables("qmail-smtpd.27")["QMAILQUEUE"] == "")
+        // A chosen socket; and without --use-queued nothing changes.
+        #expect(t.svctool(["--smtp=587", "--skipsend", "--use-queued", "--queue-socket=/run/q/socket"]).exitCode == 0)
+        #expect(t.variables("qmail-smtpd.587")["QUEUE_SOCKET"] == "/run/q/socket\n")
+        #expect(t.svctool(["--qmtp=210"]).exitCode == 0)
+        #expect(t.variables("qmail-qmtpd.210")["QUEUE_SOCKET"] == nil)
+        #expect(t.variables("qmail-qmtpd.210")["QMAILQUEUE"] == t.prefix + "/sbin/qmail-multi\n")
+        // A refresh without the switch in the stored line drops QUEUE_SOCKET again.
+        #expect(t.svctool(["--qmtp=209", "--no-multi", "--force"]).exitCode == 0)
+        #expect(t.variables("qmail-qmtpd.209")["QUEUE_SOCKET"] == nil)
+        #expect(t.variables("qmail-qmtpd.209")["QMAILQUEUE"] == t.prefix + "/sbin/qmail-queue\n")
+        // The injectors' defaultqueue envdir follows the same rule.
+        #expect(t.svctool(["--queueParam=defaultqueue", "--use-queued"]).exitCode == 0)
+        #expect(t.read("etc/control/defaultqueue/QUEUE_SOCKET") == socket + "\n")
+        #expect(t.read("etc/control/defaultqueue/QMAILQUEUE") == "")
+    }
+
+    /// The generated pool serves a listener made with --use-queued: the message is written by
+    /// one of its workers; after TERM the socket is gone and the same injection falls back to
+    /// qmail-queue.
+    @Test func generatedQueuedServesAListener() throws {
+        let t = SvctoolTree()
+        let queue = Path.join(t.queueBase, "queue1")
+        _ = Path.makeDirectories(t.queueBase)
+        #expect(QueueTest.queueFix(["-s", "3", "-b", "0", queue]).exitCode == 0)
+        #expect(t.svctool(["--queued", "--workers=2"]).exitCode == 0)
+        #expect(t.svctool(["--qmtp=209", "--no-multi", "--use-queued"]).exitCode == 0)
+        let service = t.box.at("service/qmail-queued")
+        let socket = t.queueBase + "/queued/socket"
+        let pool = try #require(BackgroundChild(["/bin/sh", "-c", "cd \"$0\" && exec ./run", service],
+                                                output: t.box.at("queued.log"), environment: t.environment))
+        defer {
+            let workers = QueuedDaemon.workers(of: pool.pid)
+            kill(pool.pid, SIGTERM)
+            if pool.waitExit(within: 10) == nil { for w in workers { kill(w, SIGKILL) } }
+        }
+        let up = eventually(within: 10) { access(socket, F_OK) == 0 && QueuedDaemon.workers(of: pool.pid).count == 2 }
+        #expect(up, "\(t.read("queued.log"))")
+        if getuid() == 0 { #expect(QueueTest.owner("/proc/\(pool.pid)")?.0 == QueueTest.nobody) }
+        let workers = QueuedDaemon.workers(of: pool.pid)
+        // An injection with the listener's own variables, as qmail-qmtpd would run it.
+        func inject(_ subject: String) -> pid_t? {
+            let r = run([Build.indimail, "envdir", t.box.at("service/qmail-qmtpd.209/variables"),
+                         Build.indimail, "qmail-inject", "-f", "a@example.org", "b@example.com"],
+                        stdin: Array("Subject: \(subject)\n\nbody\n".utf8), environment: t.environment)
+            #expect(r.exitCode == 0, "\(r.err)")
+            let todo = QueueTest.messageFiles(queue).filter { $0.hasPrefix("todo/") }
+            let record = todo.map { readText(Path.join(queue, $0)) }.first { _ in true } ?? ""
+            for f in QueueTest.messageFiles(queue) where !f.hasPrefix("lock") { unlink(Path.join(queue, f)) }
+            let fields = record.split(separator: "\0", omittingEmptySubsequences: false)
+            return fields.count > 1 ? pid_t(fields[1].dropFirst()) : nil
+        }
+        let served = inject("through the pool")
+        #expect(served.map { workers.contains($0) } == true, "\(String(describing: served)) not in \(workers)")
+        kill(pool.pid, SIGTERM)
+        #expect(pool.waitExit(within: 10) == .exited(0))
+        #expect(!Path.exists(socket))
+        let fallback = inject("qmail-queue again")
+        #expect(fallback != nil && !workers.contains(fallback ?? 0))
     }
 
     @Test func refusesExistingDirectoryAndBadOptions() {

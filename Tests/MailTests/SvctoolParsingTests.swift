@@ -11,6 +11,14 @@ import Testing
         #expect(!o.flag("force"))
     }
 
+    @Test func parsesTheQueuedOptions() throws {
+        let o = try SvctoolOptions.parse(["--queued", "--workers=4", "--queue-socket=/run/q/socket"]).get()
+        #expect(o.action == .queued && o.actionName == "queued")
+        #expect(o.value("workers") == "4" && o.value("queue-socket") == "/run/q/socket")
+        let l = try SvctoolOptions.parse(["--smtp=25", "--use-queued"]).get()
+        #expect(l.action == .smtp(port: "25") && l.flag("use-queued"))
+    }
+
     @Test(arguments: [
         (["--smtp=25", "--qmtp=209"], "conflicting"),
         (["--bogus"], "invalid option"),
@@ -23,6 +31,11 @@ import Testing
         (["--queueParam=/etc/x"], "absolute"),
         (["--servicedir=/s"], "no action"),
         (["smtp"], "invalid option"),
+        (["--queued", "--workers=0"], "1 to 1000"),
+        (["--queued", "--workers=many"], "wants a number"),
+        (["--queued", "--queue-socket=run/q"], "absolute path"),
+        (["--queued=4"], "takes no value"),
+        (["--qmtp=209", "--use-queued=yes"], "takes no value"),
     ])
     func refusesBadCommandLines(arguments: [String], message: String) {
         guard case .failure(let e) = SvctoolOptions.parse(arguments) else {

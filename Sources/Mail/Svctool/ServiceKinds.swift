@@ -64,10 +64,29 @@ public struct ServiceFactory {
             if let chosen = options.value("qmailqueue") { b.set("QMAILQUEUE", .value(chosen)) }
             dkimVerify(&b)
         }
+        // --use-queued: injections go to the qmail-queued pool. Its workers do what
+        // qmail-multi and qmail-queue would, so a plain QMAILQUEUE goes; a filter chain (or a
+        // program the operator named) stays, and clients then keep running it.
+        if options.flag("use-queued") {
+            b.set("QUEUE_SOCKET", .value(queueSocket))
+            if delivery || plainQueue { b.set("QMAILQUEUE", .unset) }
+        }
         if options.flag("fsync") { b.set("USE_FSYNC", .value("1")) }
         if options.flag("fdatasync") { b.set("USE_FDATASYNC", .value("1")) }
         if options.flag("syncdir") { b.set("USE_SYNCDIR", .value("1")) }
         b.set("MIN_FREE", .value(options.value("min-free") ?? "52428800"))
+    }
+
+    /// The qmail-queued socket: --queue-socket, else QBASE/queued/socket.
+    public var queueSocket: String {
+        options.value("queue-socket") ?? Path.join(settings.queueBase, "queued/socket")
+    }
+
+    /// True when a listener's QMAILQUEUE would be qmail-multi or qmail-queue itself: no spam
+    /// filter, no DKIM verification, no program chosen with --qmailqueue.
+    var plainQueue: Bool {
+        options.value("spamfilter") == nil && options.value("qmailqueue") == nil
+            && (options.value("dkverify") ?? "none") == "none"
     }
 
     /// --dkverify: the listener queues through qmail-dkim, which verifies and then runs the
@@ -256,6 +275,22 @@ public struct ServiceFactory {
         b.set("QMAILQUEUE", .unset)
         b.set("QUEUEDIR", .value(Path.join(settings.queueBase, "slowq")))
         b.set("RATELIMIT_DIR", .value(Path.join(settings.queueBase, "slowq/ratelimit")))
+        return b
+    }
+
+    /// --queued: qmail-queued, the resident qmail-queue pool, on QUEUE_SOCKET. Started as
+    /// root it binds the socket and runs as qmailq; the socket's directory belongs to that
+    /// account so the pool can remove the socket when it stops.
+    public func queued() -> ServiceBlueprint {
+        let name = "qmail-queued"
+        let values = common(name, logName: "queued")
+        var b = blueprint(name, logName: "queued", run: ServiceTemplate.queued.render(values), variablesMode: 0o500)
+        b.set("QUEUE_SOCKET", .value(queueSocket))
+        b.set("QUEUED_WORKERS", .value(options.value("workers") ?? "10"))
+        b.set("QUEUED_REQUESTS", .value("10000"))
+        b.set("QUEUED_TIMEOUT", .value("60"))
+        b.set("QUEUED_MODE", .value("666"))
+        b.set("SOFT_MEM", .value(options.value("memory") ?? "52428800"))
         return b
     }
 

@@ -6,6 +6,7 @@ public enum ServiceTemplate: String, CaseIterable, Sendable {
     case smtp, smtps, submission, qmtp, qmqp
     case qmailSend = "qmail-send"
     case slowq
+    case queued = "qmail-queued"
     case log
     case svscanShutdown = "svscan-shutdown"
 
@@ -26,6 +27,7 @@ public enum ServiceTemplate: String, CaseIterable, Sendable {
                                             rules: "tcp.qmqp.cdb", program: "qmail-qmqpd")
         case .qmailSend: return Self.sendText
         case .slowq: return Self.slowqText
+        case .queued: return Self.queuedText
         case .log: return Self.logText
         case .svscanShutdown: return Self.shutdownText
         }
@@ -128,6 +130,18 @@ public enum ServiceTemplate: String, CaseIterable, Sendable {
                                            "slowq.run") + defaultDeliveryPreamble + """
         exec @PREFIX@/bin/envdir variables sh -c 'exec @PREFIX@/bin/softlimit -m $SOFT_MEM -o 1024 \\
         @PREFIX@/sbin/slowq-start "$defaultdelivery"'
+
+        """
+
+    private static let queuedText = heading("the resident qmail-queue pool: its workers queue what clients hand over on QUEUE_SOCKET.",
+                                            "qmail-queued.run") + """
+        exec 2>&1
+        # Listeners made with svctool --use-queued find the pool through their own
+        # variables/QUEUE_SOCKET; when it is down they run qmail-queue as before.
+        # As root qmail-queued binds the socket, then runs as the queue's owner (QMAILQ_USER).
+        exec @PREFIX@/bin/envdir variables sh -c 'exec @PREFIX@/bin/softlimit -m $SOFT_MEM -o 1024 \\
+        @PREFIX@/sbin/qmail-queued -c $QUEUED_WORKERS -n $QUEUED_REQUESTS -t $QUEUED_TIMEOUT -m $QUEUED_MODE \\
+        "$QUEUE_SOCKET"'
 
         """
 

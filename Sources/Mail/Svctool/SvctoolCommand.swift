@@ -8,7 +8,7 @@ public struct SvctoolCommand: Command {
     public static let installDirectory = InstallDirectory.sbin
     public static let summary = "create and manage the mail services under SERVICEDIR"
 
-    static let synopsis = "svctool --smtp=PORT|--qmtp=PORT|--qmqp=PORT|--delivery=IDENT|--slowq|--queueParam=NAME|--svscanlog|"
+    static let synopsis = "svctool --smtp=PORT|--qmtp=PORT|--qmqp=PORT|--delivery=IDENT|--slowq|--queued|--queueParam=NAME|--svscanlog|"
         + "--config=users|qmail|cert|add-boot|rm-boot|recontrol|add-alt|remove-alt|--rmsvc=SVC|--ensvc=SVC|"
         + "--refreshsvc=SVC|all|--autorefresh=\"0|1 SVC\"|--set-variable=N|--modify-variable=N|--unset-variable=N|"
         + "--remove-variable=N|--import-variables=F|--export-variables=F|--print-variables|--print-all-variables|"
@@ -58,6 +58,7 @@ struct Svctool {
     }
 
     func perform() -> Int32 {
+        if options.flag("use-queued"), case let code = checkQueueSocket(), code != 0 { return code }
         switch options.action {
         case .help:
             FD.writeAll(1, Array((SvctoolCommand.synopsis + "\n").utf8))
@@ -87,6 +88,10 @@ struct Svctool {
             return install(factory.delivery(ident: ident))
         case .queueParam(let name): return queueParam(name)
         case .svscanlog: return install(factory.svscanlog())
+        case .queued:
+            if case let code = checkQueueSocket(), code != 0 { return code }
+            if case let code = queueSocketDirectory(), code != 0 { return code }
+            return install(factory.queued())
         case .slowq:
             let queue = Path.join(settings.queueBase, "slowq")
             if case .failure(let e) = Path.makeDirectories(settings.queueBase) { return diag.fatal(e) }
@@ -192,6 +197,36 @@ struct Svctool {
         if case .failure(let e) = Path.makeDirectories(settings.controlDirectory) { return diag.fatal(e) }
         if case .failure(let e) = ServiceWriter.writeFile(Path.join(settings.controlDirectory, "queue_base"), base + "\n", mode: 0o644) {
             return diag.fatal(e)
+        }
+        return 0
+    }
+
+    /// The socket path must fit a sockaddr_un (the default one too, which depends on --qbase).
+    func checkQueueSocket() -> Int32 {
+        let socket = factory.queueSocket
+        guard socket.hasPrefix("/"), socket.utf8.count < 108 else {
+            return diag.fatal(ExitCode.permanent, "queue socket \(socket) is not an absolute path shorter than 108 bytes (use --queue-socket)")
+        }
+        return 0
+    }
+
+    /// The directory of qmail-queued's socket: 0755 and, as root, owned by qmailq:qmail so
+    /// the pool (which drops to qmailq after binding) can remove the socket when it stops.
+    /// A directory that already exists is adjusted only when it is the default one
+    /// (QBASE/queued): a chosen path such as /run is left as the operator made it.
+    func queueSocketDirectory() -> Int32 {
+        let dir = Path.dirname(factory.queueSocket)
+        let isDefault = options.value("queue-socket") == nil
+        let existed = Path.isDirectory(dir)
+        if !existed, case .failure(let e) = Path.makeDirectories(dir) { return diag.fatal(e) }
+        guard !existed || isDefault else { return 0 }
+        chmod(dir, 0o755)
+        if settings.isRoot {
+            guard case .success(let qmailq) = Accounts.user(settings.accounts.qmailq) else {
+                return diag.fatal(ExitCode.temporary, "unable to look up \(settings.accounts.qmailq)")
+            }
+            let group = (try? Accounts.group(settings.accounts.qmailGroup).get()) ?? qmailq.gid
+            if chown(dir, qmailq.uid, group) != 0 { return diag.fatal(SystemError("unable to chown", dir)) }
         }
         return 0
     }

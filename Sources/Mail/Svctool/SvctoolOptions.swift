@@ -9,6 +9,7 @@ public enum SvctoolAction: Equatable, Sendable {
     case queueParam(name: String)
     case svscanlog
     case slowq
+    case queued
     case config(String)
     case rmsvc([String])
     case ensvc([String])
@@ -71,7 +72,7 @@ public struct SvctoolOptions: Equatable, Sendable {
         "autorefresh", "set-variable", "modify-variable", "unset-variable", "remove-variable",
         "import-variables", "export-variables", "backup", "template", "queuefix",
     ]
-    static let actionFlags: Set<String> = ["svscanlog", "slowq", "print-variables", "print-all-variables", "save-variables",
+    static let actionFlags: Set<String> = ["svscanlog", "slowq", "queued", "print-variables", "print-all-variables", "save-variables",
                                            "restore-variables", "restore-all-variables", "dumpconfig", "help", "version"]
     /// Settings that take a value.
     static let valued: Set<String> = [
@@ -81,6 +82,7 @@ public struct SvctoolOptions: Equatable, Sendable {
         "postmaster", "common_name", "validity_days", "certdir", "owner", "group", "mode", "msgqsize",
         "deliverylimit-count", "deliverylimit-size", "overquota_mailsize", "logfilter", "hostname", "unitdir",
         "qhpsi", "viruscheck", "databytes", "qmailqueue", "qmailsmtpd", "dkverify", "dksign", "private_key", "death", "altroot",
+        "queue-socket", "workers",
     ]
     /// Switches.
     static let switches: Set<String> = [
@@ -88,7 +90,7 @@ public struct SvctoolOptions: Equatable, Sendable {
         "chkrelay", "cugmail", "masquerade", "antispoof", "authsmtp", "forceauthsmtp", "secureauth", "authall",
         "enablecram", "no-multi", "skipsend", "down", "force", "silent", "run-file-only", "hidehost", "utf8",
         "helofqdn", "helocheck", "qregex", "barelf", "setgroups", "dnscheck", "remotefilter", "localfilter",
-        "enable-cname-lookup", "update-certs", "wipe", "unshare", "stdout", "odmr",
+        "enable-cname-lookup", "update-certs", "wipe", "unshare", "stdout", "odmr", "use-queued",
     ]
 
     public static func parse(_ arguments: [String]) -> Result<SvctoolOptions, SvctoolOptionError> {
@@ -139,6 +141,7 @@ public struct SvctoolOptions: Equatable, Sendable {
                 switch name {
                 case "svscanlog": chosen = .svscanlog
                 case "slowq": chosen = .slowq
+                case "queued": chosen = .queued
                 case "print-variables": chosen = .printVariables
                 case "print-all-variables": chosen = .printAllVariables
                 case "save-variables": chosen = .saveVariables
@@ -182,7 +185,7 @@ public struct SvctoolOptions: Equatable, Sendable {
             return .success(())
         }
         for name in ["qcount", "qstart", "maxdaemons", "maxperip", "memory", "dmemory", "min-free", "scanint",
-                     "validity_days", "msgqsize", "databytes", "death"] {
+                     "validity_days", "msgqsize", "databytes", "death", "workers"] {
             if case .failure(let e) = number(name) { return .failure(e) }
         }
         if let c = values["qcount"], Int(c) == 0 { return .failure(.invalid("--qcount must be at least 1")) }
@@ -205,6 +208,16 @@ public struct SvctoolOptions: Equatable, Sendable {
         if let d = values["dksign"] {
             guard ["dkim", "none"].contains(d) else { return .failure(.invalid("invalid --dksign=\(d) (dkim or none)")) }
             if d == "dkim" && values["private_key"] == nil { return .failure(.invalid("--dksign=dkim needs --private_key")) }
+        }
+        if let w = values["workers"], let n = Int(w), !(1...1000).contains(n) {
+            return .failure(.invalid("--workers must be 1 to 1000: \(w)"))
+        }
+        if let socket = values["queue-socket"] {
+            // sun_path holds 108 bytes with the terminating NUL; a relative path would mean
+            // each service's own directory.
+            guard socket.hasPrefix("/"), socket.utf8.count < 108, !socket.hasSuffix("/") else {
+                return .failure(.invalid("--queue-socket wants an absolute path shorter than 108 bytes: \(socket)"))
+            }
         }
         if let tag = values["servicetag"], tag.contains("/") || tag.isEmpty {
             return .failure(.invalid("invalid --servicetag: \(tag)"))

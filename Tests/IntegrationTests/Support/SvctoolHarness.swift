@@ -12,7 +12,7 @@ final class SvctoolTree {
     var control: String { box.at("etc/control") }
 
     static let binCommands = ["envdir", "softlimit", "tcpserver", "setuidgid", "svc", "svstat", "svok", "tcprules"]
-    static let sbinCommands = ["multilog", "qmail-qmtpd", "qmail-qmqpd", "qmail-qmqpc", "svscan", "supervise", "svctool", "qmailctl", "queue-fix"]
+    static let sbinCommands = ["multilog", "qmail-qmtpd", "qmail-qmqpd", "qmail-qmqpc", "svscan", "supervise", "svctool", "qmailctl", "queue-fix", "qmail-queued"]
 
     init(box: Sandbox = Sandbox()) {
         self.box = box
