@@ -17,4 +17,25 @@ struct ConcurrentSyncTests {
         #expect(ConcurrentSync.flush([]) == [])
         #expect(ConcurrentSync.flush([.init(fd)]) == [0])
     }
+
+    @Test("FlushThreads: the same results, reused across many flushes, more requests than threads")
+    func persistentThreads() {
+        var name = Array("/tmp/concurrent-sync-XXXXXX".utf8CString)
+        let fd = name.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        #expect(fd >= 0)
+        defer { close(fd); name.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
+        _ = write(fd, "data", 4)
+        let pool = FlushThreads(helpers: 2)
+        for round in 0..<200 {
+            let requests: [ConcurrentSync.Request] = round % 2 == 0
+                ? [.init(fd), .init(-1), .init(fd, dataOnly: true), .init(987_654), .init(fd)]
+                : [.init(-1), .init(fd)]
+            let expected: [Int32] = round % 2 == 0 ? [0, EBADF, 0, EBADF, 0] : [EBADF, 0]
+            let results = pool.flush(requests)
+            #expect(results == expected, "round \(round)")
+            if results != expected { break }
+        }
+        #expect(pool.flush([]) == [])
+        #expect(pool.flush([.init(fd)]) == [0])
+    }
 }

@@ -121,6 +121,8 @@ struct Injection<Input: InjectionInput> {
     var input: Input
     /// The uid of an account name, nil when unknown (qmail-queued's workers remember them).
     var uidOf: (String) -> uid_t? = Injection.lookUpUID
+    /// How several descriptors are flushed at once (qmail-queued's workers keep threads).
+    var flush: ([ConcurrentSync.Request]) -> [Int32] = ConcurrentSync.flush
     var messPath: String?
     var intdPath: String?
     var messFD: Int32 = -1
@@ -213,7 +215,7 @@ struct Injection<Input: InjectionInput> {
                 guard messDirectory >= 0 else { return QueueExit.syncDirectory.rawValue }
                 requests.append(ConcurrentSync.Request(messDirectory))
             }
-            let results = ConcurrentSync.flush(requests)
+            let results = flush(requests)
             if messDirectory >= 0 { Glibc.close(messDirectory) }
             guard results[0] == 0, results[1] == 0 else { return QueueExit.fsync.rawValue }
             guard results.count < 3 || results[2] == 0 else { return QueueExit.syncDirectory.rawValue }

@@ -202,6 +202,8 @@ struct QueueWorker {
     let requests: Int
     let requestSeconds: Double
     let accounts = AccountCache()
+    /// mess, intd and mess/ are flushed together: two helpers beside the worker's thread.
+    let flushThreads = FlushThreads(helpers: 2)
 
     mutating func run() -> Int32 {
         QmailQueue.prepareSignals()
@@ -266,6 +268,7 @@ struct QueueWorker {
             var injection = Injection(environment: env, callerUID: uid_t(uid),
                                       input: RequestInput(message: request.message, envelope: request.envelope))
             injection.uidOf = accounts.uid
+            injection.flush = flushThreads.flush
             code = injection.run()
             if code != 0 { injection.cleanup() }
             alarm(0)
