@@ -5,13 +5,20 @@ import Testing
 
 @Suite("ConcurrentSync")
 struct ConcurrentSyncTests {
-    @Test("results come back per descriptor, in order; a bad descriptor fails alone")
-    func resultsInOrder() {
+    /// An open, already unlinked temporary file with a few bytes to flush.
+    static func scratchFile() -> Int32 {
         var name = Array("/tmp/concurrent-sync-XXXXXX".utf8CString)
         let fd = name.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         #expect(fd >= 0)
-        defer { close(fd); name.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
+        name.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         _ = write(fd, "data", 4)
+        return fd
+    }
+
+    @Test("results come back per descriptor, in order; a bad descriptor fails alone")
+    func resultsInOrder() {
+        let fd = Self.scratchFile()
+        defer { close(fd) }
         let results = ConcurrentSync.flush([.init(fd), .init(-1), .init(fd, dataOnly: true), .init(987_654)])
         #expect(results == [0, EBADF, 0, EBADF])
         #expect(ConcurrentSync.flush([]) == [])
@@ -20,11 +27,8 @@ struct ConcurrentSyncTests {
 
     @Test("FlushThreads: the same results, reused across many flushes, more requests than threads")
     func persistentThreads() {
-        var name = Array("/tmp/concurrent-sync-XXXXXX".utf8CString)
-        let fd = name.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        #expect(fd >= 0)
-        defer { close(fd); name.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
-        _ = write(fd, "data", 4)
+        let fd = Self.scratchFile()
+        defer { close(fd) }
         let pool = FlushThreads(helpers: 2)
         for round in 0..<200 {
             let requests: [ConcurrentSync.Request] = round % 2 == 0

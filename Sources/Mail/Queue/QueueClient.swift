@@ -226,15 +226,7 @@ public struct QueueSubmission: ~Copyable {
             offset += n
         }
         // From here the worker may have queued the message: no second attempt.
-        var reply: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 64)
-        while reply.count < 64 {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            if n <= 0 { break }
-            reply += buffer[0..<n]
-            if reply.last == UInt8(ascii: ",") { break }
-        }
+        let reply = Self.read(fd, limit: 64) { $0.last == UInt8(ascii: ",") }
         guard case .success(let (content, _)) = Netstring.parse(reply, from: 0),
               let (code, pid) = QueueService.parseReply(content) else {
             return .crashed("qmail-queued gave no verdict")
@@ -252,15 +244,22 @@ public struct QueueSubmission: ~Copyable {
         }
     }
 
-    private static func collect(pid: pid_t, errorFD: Int32) -> QueueVerdict {
-        var custom: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        while custom.count < 4096 {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(errorFD, $0.baseAddress, $0.count) }
+    /// Reads until end of input, about `limit` bytes, or `whole` says the text is complete.
+    private static func read(_ fd: Int32, limit: Int, whole: ([UInt8]) -> Bool = { _ in false }) -> [UInt8] {
+        var text: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: min(limit, 1024))
+        while text.count < limit {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0, errno == EINTR { continue }
             if n <= 0 { break }
-            custom += buffer[0..<n]
+            text += buffer[0..<n]
+            if whole(text) { break }
         }
+        return text
+    }
+
+    private static func collect(pid: pid_t, errorFD: Int32) -> QueueVerdict {
+        let custom = read(errorFD, limit: 4096)
         FD.close(errorFD)
         switch Wait.for(pid) {
         case .failure(let e): return .crashed(e.description)
