@@ -138,7 +138,10 @@ struct WorkerPool {
             let now = MonotonicClock.now()
             if workers.count < settings.workers && now >= nextStart {
                 while workers.count < settings.workers {
-                    guard let pid = startWorker(signals) else { break }
+                    guard let pid = startWorker(signals) else {
+                        nextStart = now + Self.restartDelay  // fork failed: not in a loop
+                        break
+                    }
                     workers[pid] = now
                 }
             }
