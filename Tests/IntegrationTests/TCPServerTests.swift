@@ -55,11 +55,17 @@ import Testing
         let path = box.at("sock")
         let log = box.at("unix.log")
         let child = try #require(BackgroundChild([Build.indimailTLS, "tcpserver", "-v", path, "/usr/bin/env"], output: log))
-        #expect(eventually(within: 5) { Path.exists(path) })
-        guard case .success(let fd) = Socket.connect(to: .unix(path), timeout: 5) else {
+        // The name appears at bind(2), a moment before listen(2): wait for a connection.
+        var connected: Int32 = -1
+        #expect(eventually(within: 10) {
+            if case .success(let fd) = Socket.connect(to: .unix(path), timeout: 5) { connected = fd }
+            return connected >= 0
+        })
+        guard connected >= 0 else {
             Issue.record("no connection")
             return
         }
+        let fd = connected
         let out = FD.readAll(fd)
         close(fd)
         let env = environmentDump((try? out.get()) ?? [])

@@ -109,7 +109,9 @@ func environmentFile(_ path: String) -> [String: String] {
         let path = box.at("sock")
         let server = try #require(BackgroundChild(["python3", "-c", """
             import socket, sys
-            s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); s.settimeout(30)
+            import os
+            s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1] + '.new'); s.listen(1); s.settimeout(30)
+            os.rename(sys.argv[1] + '.new', sys.argv[1])  # the name appears once connections work
             c, _ = s.accept(); c.sendall(c.recv(100).upper()); c.close()
             """, path]))
         #expect(eventually { access(path, F_OK) == 0 })
