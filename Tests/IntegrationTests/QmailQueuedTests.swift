@@ -290,6 +290,23 @@ struct QmailQueuedTests {
         #expect(run([Build.indimail, "qmail-queued", "-c", "0", daemon.socket]).exitCode == 100)
     }
 
+    @Test("TERM during start-up still removes the socket")
+    func termAtStartUp() throws {
+        let sandbox = Sandbox()
+        chmod(sandbox.path, 0o755)  // the pool (nobody, as root) must reach its directory
+        let dir = sandbox.directory("run")
+        chown(dir, QueueTest.nobody, QueueTest.nogroup)
+        let socket = Path.join(dir, "queued.sock")
+        for _ in 0..<5 {
+            let child = try #require(BackgroundChild([Build.indimail, "qmail-queued", "-c", "2", socket],
+                                                     environment: QueueTest.accounts))
+            #expect(eventually(within: 10) { access(socket, F_OK) == 0 })
+            kill(child.pid, SIGTERM)
+            #expect(child.waitExit(within: 10) == .exited(0))
+            #expect(access(socket, F_OK) != 0)
+        }
+    }
+
     @Test("TERM: the workers end, the socket goes, clients fall back")
     func stops() throws {
         let sandbox = Sandbox()

@@ -53,6 +53,10 @@ public struct QmailQueuedCommand: Command {
         guard operands.count == 1, !operands[0].isEmpty else { return diag.usage(synopsis) }
         settings.path = operands[0]
 
+        // A TERM that arrives while the socket is being set up waits for the loop, which
+        // removes the socket; unblocked, it would kill us and leave the name behind.
+        WorkerPool.signals.block()
+
         // As root the pool runs as qmailq, the owner qmail-queue's setuid bit would give.
         var identity: Credentials? = nil
         if geteuid() == 0 {
@@ -116,6 +120,8 @@ struct WorkerPool {
     var workers: [pid_t: Double] = [:]
     /// Workers that died young wait this long before being replaced (no fork loop).
     static let restartDelay = 1.0
+    /// What the parent waits for; blocked from the start (see QmailQueuedCommand.run).
+    static let signals = SignalSet([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
 
     init(settings: QmailQueuedCommand.Settings, listener: Int32, diagnostics: Diagnostics) {
         self.settings = settings
@@ -126,7 +132,7 @@ struct WorkerPool {
     mutating func run() -> Int32 {
         let signals: SignalFD
         do {
-            signals = try SignalFD(SignalSet([SIGCHLD, SIGTERM, SIGINT, SIGHUP]))
+            signals = try SignalFD(Self.signals)
         } catch {
             unlink(settings.path)
             return diagnostics.fatal(error)
