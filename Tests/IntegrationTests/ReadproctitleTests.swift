@@ -14,7 +14,7 @@ import Testing
         guard let child = BackgroundChild(argv, stdinPipe: true) else { return ([], nil) }
         child.send(input)
         var seen: [String] = []
-        _ = eventually {
+        _ = eventually(within: 10) {
             seen = (contents("/proc/\(child.pid)/cmdline") ?? []).split(separator: 0, omittingEmptySubsequences: false)
                 .map { String(decoding: $0, as: UTF8.self) }
             if seen.last == "" { seen.removeLast() }

@@ -67,9 +67,11 @@ final class BackgroundChild {
     }
 }
 
-/// Polls `condition` until it holds or `seconds` pass.
+/// Polls `condition` until it holds or `seconds` pass. The default is generous: the whole
+/// suite runs in parallel on two cores, where a start-up can take several seconds; only a
+/// failing wait lasts that long.
 @discardableResult
-func eventually(within seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+func eventually(within seconds: Double = 30, _ condition: () -> Bool) -> Bool {
     let deadline = monotonicSeconds() + seconds
     while monotonicSeconds() < deadline {
         if condition() { return true }
