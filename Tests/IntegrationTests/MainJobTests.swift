@@ -342,8 +342,7 @@ final class MainJobPrefix {
         for port in job.ports {
             #expect(waitForListener(port, within: 30), "port \(port): \(sv.stderr)")
         }
-        #expect(eventually { !sv.children(of: sv.pid, matching: "svscan").isEmpty })
-        let svscan = try #require(sv.children(of: sv.pid, matching: "svscan").first)
+        let svscan = try #require(sv.child(of: sv.pid, matching: "svscan"))
         // PID 1 inside: its status file in /proc says so.
         let nspid = readText("/proc/\(svscan)/status").split(separator: "\n").first { $0.hasPrefix("NSpid:") } ?? ""
         #expect(nspid.split(whereSeparator: { $0 == "\t" || $0 == " " }).last == "1", "\(nspid)")

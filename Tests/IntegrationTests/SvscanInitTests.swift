@@ -17,8 +17,7 @@ import Testing
         // Reports the namespace's process table from inside.
         sv.service("ps", run: "#!/bin/sh\nwhile :; do ps -eo pid=,ppid=,stat=,comm= > ps.tmp; mv ps.tmp ps.txt; sleep 0.2; done\n")
         sv.start(environment: ["VERBOSE": "1"], launcher: [Self.unshare, "--pid", "--fork", "--mount-proc", "--kill-child"])
-        #expect(eventually { !sv.children(of: sv.pid, matching: "svscan").isEmpty })
-        let svscanPID = try #require(sv.children(of: sv.pid, matching: "svscan").first)
+        let svscanPID = try #require(sv.child(of: sv.pid, matching: "svscan"))
 
         let orphanFile = sv.box.at("sv/orphans/orphan.pid")
         #expect(eventually { pid_t(readText(orphanFile).trimmingSuffix()) != nil }, "no orphan: \(sv.stderr)")

@@ -162,6 +162,18 @@ final class SvscanUnderTest {
     }
 
     /// Children of svscan's process (by pid as this process sees it) whose command line holds `text`.
+    /// The first child of `parent` whose command line contains `text`, waiting for it; the
+    /// pid is kept from the moment it is seen (a command line reads empty for an instant
+    /// while the child execs).
+    func child(of parent: pid_t, matching text: String, within seconds: Double = 30) -> pid_t? {
+        var found: pid_t?
+        _ = eventually(within: seconds) {
+            found = children(of: parent, matching: text).first
+            return found != nil
+        }
+        return found
+    }
+
     func children(of parent: pid_t, matching text: String) -> [pid_t] {
         (ProcFS.children(of: parent) ?? []).filter { p in
             (ProcFS.commandLine(p) ?? []).joined(separator: " ").contains(text)
