@@ -48,6 +48,12 @@ public enum Accounts {
                                 home: found.pointee.pw_dir.map { String(cString: $0) } ?? "/"))
     }
 
+    /// The uid of account `name`, nil when there is none.
+    public static func uid(of name: String) -> uid_t? {
+        if case .success(let account) = user(name) { return account.uid }
+        return nil
+    }
+
     public static func user(uid: uid_t) -> Account? {
         if isStaticExecutable { return FilesDatabase.users().first { $0.uid == uid } }
         var entry = passwd()

@@ -47,6 +47,9 @@ final class RemoteFixture {
 }
 
 /// Report bytes with NULs shown as `\0`, for readable comparisons.
+/// The final report of a delivery the scripted server accepted (its default DATA reply).
+let acceptedByScript = "K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"
+
 func reports(_ o: Outcome) -> String {
     String(decoding: o.stdout, as: UTF8.self).replacingOccurrences(of: "\0", with: "\\0")
 }
@@ -65,7 +68,7 @@ private extension String {
         let o = f.remote(qqeh: "X-Queue: 1\n")
         #expect(o.exitCode == 0)
         let expected = "rFrom: <alice@client.test> RCPT: <bob@remote.test> \\0"
-            + "K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"
+            + acceptedByScript
         #expect(reports(o) == expected)
         let log = server.log
         #expect(log.contains("C: EHLO client.test\n"))
@@ -83,7 +86,7 @@ private extension String {
         let server = try #require(ScriptedSMTPServer(script))
         f.route("remote.test", to: server)
         let o = f.remote()
-        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(reports(o).hasSuffix(acceptedByScript))
         #expect(server.log.contains("C: HELO out.client.test\n"))
         #expect(server.log.contains("C: MAIL FROM:<alice@client.test>\n"))
     }
@@ -152,7 +155,7 @@ private extension String {
         let expected = "rFrom: <alice@client.test> RCPT: <a@remote.test> \\0"
             + "hFrom: <alice@client.test> RCPT: <b@remote.test> 127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 unknown\n\\0"
             + "rFrom: <alice@client.test> RCPT: <c@remote.test> \\0"
-            + "K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"
+            + acceptedByScript
         #expect(reports(o) == expected)
     }
 
@@ -330,7 +333,7 @@ private extension String {
         let server = try #require(ScriptedSMTPServer(script))
         f.route("remote.test", to: server, extra: " user+1 s3cret")
         let plain = f.remote(environment: ["AUTH_SMTP": ""])
-        #expect(reports(plain).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(reports(plain).hasSuffix(acceptedByScript))
         #expect(server.log.contains("AUTH PLAIN b'alice@client.test\\x00user+1\\x00s3cret'"))
         #expect(server.log.contains("C: MAIL FROM:<alice@client.test> SIZE=24 AUTH=<user+2B1>\n"))
         let login = f.remote(environment: ["AUTH_SMTP": "LOGIN"])
@@ -349,7 +352,7 @@ private extension String {
         let server = try #require(ScriptedSMTPServer(script))
         f.route("remote.test", to: server, extra: " tim tanstaaf")
         let best = f.remote(environment: ["AUTH_SMTP": ""])
-        #expect(reports(best).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(reports(best).hasSuffix(acceptedByScript))
         #expect(server.log.contains("AUTH CRAM-SHA256 tim good\n"))
         _ = f.remote(environment: ["AUTH_SMTP": "CRAM-MD5"])
         #expect(server.log.contains("AUTH CRAM-MD5 tim good\n"))
@@ -365,7 +368,7 @@ private extension String {
         let server = try #require(ScriptedSMTPServer(script))
         f.route("remote.test", to: server, extra: " user pencil")
         let best = f.remote(environment: ["AUTH_SMTP": ""])
-        #expect(reports(best).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(reports(best).hasSuffix(acceptedByScript))
         #expect(server.log.contains("AUTH SCRAM-SHA-256 user n,, good\n"))
         _ = f.remote(environment: ["AUTH_SMTP": "SCRAM-SHA-1"])
         #expect(server.log.contains("AUTH SCRAM-SHA-1 user n,, good\n"))
@@ -381,7 +384,7 @@ private extension String {
         let server = try #require(ScriptedSMTPServer(script))
         f.route("remote.test", to: server, extra: " me@client.test ya29.token")
         let ok = f.remote(environment: ["AUTH_SMTP": ""])
-        #expect(reports(ok).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(reports(ok).hasSuffix(acceptedByScript))
         #expect(server.log.contains("AUTH XOAUTH2 b'user=me@client.test\\x01auth=Bearer ya29.token\\x01\\x01'"))
 
         script.auth = "535 5.7.8 Username and Password not accepted"
@@ -400,7 +403,7 @@ private extension String {
         let server = try #require(ScriptedSMTPServer(script))
         f.route("remote.test", to: server, extra: " chris secret")
         let o = f.remote(environment: ["AUTH_SMTP": ""])
-        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(reports(o).hasSuffix(acceptedByScript))
         #expect(server.log.contains("AUTH DIGEST-MD5 chris sink.test smtp/127.0.0.1 good\n"))
     }
 
@@ -505,12 +508,12 @@ private extension String {
         _ = writer.finish()
         close(fd)
         let o = f.remote(host: "cdb.test", recipients: ["special@cdb.test"])
-        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(reports(o).hasSuffix(acceptedByScript))
         // $SMTPROUTE wins over the files.
         f.control("smtproutes", "cdb.test:127.0.0.1:1\n")
         let env = f.remote(host: "cdb.test", recipients: ["other@cdb.test"],
                            environment: ["SMTPROUTE": "cdb.test:127.0.0.1:\(server.port)"])
-        #expect(reports(env).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(reports(env).hasSuffix(acceptedByScript))
     }
 
     @Test func domainBindingsAndHeloHostByIP() throws {
@@ -519,7 +522,7 @@ private extension String {
         f.route("remote.test", to: server)
         f.control("domainbindings", "bound.test:127.0.0.1\n")
         let o = f.remote(sender: "alice@bound.test")
-        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(reports(o).hasSuffix(acceptedByScript))
         #expect(server.log.contains("C: EHLO bound.test\n"))
         f.control("helohostbyip", "127.0.0.1:byip.test\n")
         _ = f.remote(sender: "alice@bound.test")
@@ -553,7 +556,7 @@ private extension String {
         let server = try #require(ScriptedSMTPServer(script))
         f.route("remote.test", to: server)
         let o = f.remote(recipients: ["jos\u{E9}@remote.test"], environment: ["SMTPUTF8": ""])
-        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(reports(o).hasSuffix(acceptedByScript))
         #expect(server.log.contains("C: MAIL FROM:<alice@client.test> SMTPUTF8\n"))
         let received = "Received: from a.test\n  by b.test with UTF8SMTP; 1 Jan 2026\nSubject: x\n\nbody\n"
         _ = f.remote(message: received, environment: ["SMTPUTF8": ""])
@@ -596,7 +599,7 @@ private extension String {
     static let mixed = "rFrom: <alice@client.test> RCPT: <a@remote.test> \\0"
         + "hFrom: <alice@client.test> RCPT: <b@remote.test> 127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 unknown\n\\0"
         + "sFrom: <alice@client.test> RCPT: <c@remote.test> 127.0.0.1 does not like recipient.\nRemote host said: 451 4.2.0 later\n\\0"
-        + "K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"
+        + acceptedByScript
 
     @Test func mailRcptAndDataGoInOneGroupWithTheSameReports() throws {
         let f = RemoteFixture()
@@ -688,7 +691,7 @@ private extension String {
         let eightBit = "Subject: caf\u{E9}\n\nna\u{EF}ve\n"
         let size = eightBit.utf8.count
         let o = f.remote(message: eightBit)
-        #expect(reports(o).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(reports(o).hasSuffix(acceptedByScript))
         #expect(server.log.contains("C: MAIL FROM:<alice@client.test> SIZE=\(size) BODY=8BITMIME\n"), "\(server.log)")
         // Only the queue's header lines (qqeh) are 8-bit: that counts too.
         _ = f.remote(qqeh: "X-Note: \u{FC}\n")
@@ -703,7 +706,7 @@ private extension String {
         let old = try #require(ScriptedSMTPServer(script))
         f.route("remote.test", to: old)
         let sent = f.remote(message: eightBit)
-        #expect(reports(sent).hasSuffix("K127.0.0.1 accepted message - Protocol SMTP.\nRemote host said: 250 2.0.0 Ok: queued as 12345\n\\0"))
+        #expect(reports(sent).hasSuffix(acceptedByScript))
         #expect(old.log.contains("C: MAIL FROM:<alice@client.test> SIZE=\(size)\n"), "\(old.log)")
         #expect(old.log.contains("BODYLEN \(size + 3) "))
     }

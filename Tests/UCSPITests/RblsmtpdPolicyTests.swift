@@ -205,20 +205,8 @@ struct RblsmtpdSessionTests {
 
 @Suite("rblsmtpd against random input")
 struct RblsmtpdFuzzTests {
-    /// SplitMix64, seeded so a failure reproduces.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test func commandLinesGetCleanReplies() {
-        var g = Generator(state: 11)
+        var g = SeededGenerator(seed: 11)
         let session = RblsmtpdSession(refusal: RblsmtpdVerdict.block(code: 451, text: [7, 65]).reply,
                                       greeting: [0, 66, 200], ehloExtensions: Bool.random(using: &g))
         let verbs = ["MAIL FROM:", "RCPT TO:", "mail from:<", "rcpt to: <@a,@b:", "HELO ", "EHLO", "QUIT", "vrfy", "DATA", ""]
@@ -235,7 +223,7 @@ struct RblsmtpdFuzzTests {
     }
 
     @Test func argumentListsNeverTrap() {
-        var g = Generator(state: 3)
+        var g = SeededGenerator(seed: 3)
         let pieces = ["-r", "-a", "-b", "-B", "-c", "-C", "-t", "-w", "-W", "-t0", "-rbl.test:x", "--", "-", "prog", "5", "x:y", "-z", ""]
         for _ in 0..<20000 {
             let argv = (0..<Int.random(in: 0...8, using: &g)).map { _ in Array(pieces.randomElement(using: &g)!.utf8) }

@@ -12,36 +12,12 @@ public enum ConcurrentSync {
     }
 
     /// Flushes every descriptor; returns the errno of each, in the order given, 0 for
-    /// success. Returns only when every flush has finished. When a thread cannot be
-    /// started, that flush runs on the caller's thread.
+    /// success. Returns only when every flush has finished. Threads are started for this
+    /// call and joined before it returns; when one cannot be started, its flush runs on the
+    /// caller's thread.
     public static func flush(_ requests: [Request]) -> [Int32] {
         guard requests.count > 1 else { return requests.map { flushOne($0.fd, $0.dataOnly) } }
-        // Three Int32 per descriptor: fd, data-only flag, result. Each thread touches only
-        // its own three; pthread_join orders its writes before our reads.
-        let slots = UnsafeMutablePointer<Int32>.allocate(capacity: 3 * requests.count)
-        defer { slots.deallocate() }
-        var threads: [pthread_t] = []
-        for (i, request) in requests.enumerated() {
-            let slot = slots + 3 * i
-            slot[0] = request.fd
-            slot[1] = request.dataOnly ? 1 : 0
-            slot[2] = 0
-            guard i > 0 else { continue }
-            var thread = pthread_t()
-            let rc = pthread_create(&thread, nil, { raw in
-                guard let slot = raw?.assumingMemoryBound(to: Int32.self) else { return nil }
-                slot[2] = ConcurrentSync.flushOne(slot[0], slot[1] != 0)
-                return nil
-            }, UnsafeMutableRawPointer(slot))
-            if rc == 0 {
-                threads.append(thread)
-            } else {
-                slot[2] = flushOne(request.fd, request.dataOnly)
-            }
-        }
-        slots[2] = flushOne(slots[0], slots[1] != 0)
-        for thread in threads { pthread_join(thread, nil) }
-        return (0..<requests.count).map { slots[3 * $0 + 2] }
+        return FlushThreads(helpers: requests.count - 1).flush(requests)
     }
 
     static func flushOne(_ fd: Int32, _ dataOnly: Bool) -> Int32 {
@@ -104,7 +80,9 @@ public final class FlushThreads {
 
     /// Flushes every descriptor; the errno of each in order, 0 for success.
     public func flush(_ requests: [ConcurrentSync.Request]) -> [Int32] {
-        guard requests.count > 1, !threads.isEmpty else { return ConcurrentSync.flush(requests) }
+        guard requests.count > 1, !threads.isEmpty else {
+            return requests.map { ConcurrentSync.flushOne($0.fd, $0.dataOnly) }
+        }
         var results = [Int32](repeating: 0, count: requests.count)
         // The first request stays on this thread; the next ones go to helpers while there
         // are any, the rest run here after the first.

@@ -137,21 +137,26 @@ enum QueueFrontEnd {
         }
         var argv: [[UInt8]] = arguments.isEmpty ? [program] : arguments
         if queueProgram {
-            let queue: String
-            switch QueueSelection.queueDirectory(environment: env) {
-            case .failure: return QueueExit.configError.rawValue
-            case .success(let q): queue = q
-            }
+            if let refusal = chooseQueue(&env) { return refusal }
+            argv = [program, Array((env["QUEUEDIR"] ?? "").utf8)]
+        }
+        _ = Exec.replace(program: program, arguments: argv, environment: env, searchPath: "")
+        return QueueExit.execQueue.rawValue
+    }
+
+    /// Picks the queue (QUEUEDIR, else one of the static multi-queue set), sets QUEUEDIR to
+    /// it and checks MIN_FREE there; the exit code of a refusal, nil when the queue will do.
+    static func chooseQueue(_ env: inout Environment) -> Int32? {
+        switch QueueSelection.queueDirectory(environment: env) {
+        case .failure: return QueueExit.configError.rawValue
+        case .success(let queue):
             env["QUEUEDIR"] = queue
             switch freeSpaceCheck(queue, environment: env) {
             case .unreadable: return QueueExit.readError.rawValue
             case .tooLittle: return QueueExit.writeError.rawValue
-            case .fine: break
+            case .fine: return nil
             }
-            argv = [program, Array(queue.utf8)]
         }
-        _ = Exec.replace(program: program, arguments: argv, environment: env, searchPath: "")
-        return QueueExit.execQueue.rawValue
     }
 
     enum Space { case fine, tooLittle, unreadable }

@@ -120,7 +120,7 @@ struct Injection<Input: InjectionInput> {
     let callerUID: uid_t
     var input: Input
     /// The uid of an account name, nil when unknown (qmail-queued's workers remember them).
-    var uidOf: (String) -> uid_t? = Injection.lookUpUID
+    var uidOf: (String) -> uid_t? = Accounts.uid(of:)
     /// How several descriptors are flushed at once (qmail-queued's workers keep threads).
     var flush: ([ConcurrentSync.Request]) -> [Int32] = ConcurrentSync.flush
     var messPath: String?
@@ -233,11 +233,6 @@ struct Injection<Input: InjectionInput> {
         intdPath = nil
         QmailQueue.pullTrigger("lock/trigger")
         return QueueExit.ok.rawValue
-    }
-
-    static func lookUpUID(_ name: String) -> uid_t? {
-        if case .success(let account) = Accounts.user(name) { return account.uid }
-        return nil
     }
 
     /// Truncates and removes what this run created, so a failed injection leaves nothing.

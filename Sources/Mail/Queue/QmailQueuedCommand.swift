@@ -235,22 +235,6 @@ struct QueueWorker {
         return 0
     }
 
-    /// MIN_FREE as qmail-multi applies it in front of qmail-queue (the services svctool makes
-    /// set it): the queue is chosen first, then its file system must have room.
-    static func freeSpaceRefusal(_ env: inout Environment) -> Int32? {
-        guard env["MIN_FREE"] != nil else { return nil }
-        switch QueueSelection.queueDirectory(environment: env) {
-        case .failure: return QueueExit.configError.rawValue
-        case .success(let queue):
-            env["QUEUEDIR"] = queue
-            switch QueueFrontEnd.freeSpaceCheck(queue, environment: env) {
-            case .unreadable: return QueueExit.readError.rawValue
-            case .tooLittle: return QueueExit.writeError.rawValue
-            case .fine: return nil
-            }
-        }
-    }
-
     static func termPending() -> Bool {
         var pending = sigset_t()
         sigpending(&pending)
@@ -270,10 +254,13 @@ struct QueueWorker {
             // Every request starts from / so a relative path means the same each time.
             _ = chdir("/")
             var env = request.environment
-            if let refusal = Self.freeSpaceRefusal(&env) {
+            // MIN_FREE as qmail-multi applies it in front of qmail-queue (the services
+            // svctool makes set it): the queue is chosen first, then it must have room.
+            if env["MIN_FREE"] != nil, let refusal = QueueFrontEnd.chooseQueue(&env) {
                 code = refusal
                 break
             }
+            accounts.refresh()
             var injection = Injection(environment: env, callerUID: uid_t(uid),
                                       input: RequestInput(message: request.message, envelope: request.envelope))
             injection.uidOf = accounts.uid
@@ -296,7 +283,8 @@ final class AccountCache {
     private var expires = 0.0
     static let lifetime = 60.0
 
-    func uid(_ name: String) -> uid_t? {
+    /// Forgets every answer when /etc/passwd changed or the minute is over; once per request.
+    func refresh() {
         var st = stat()
         let current = stat("/etc/passwd", &st) == 0
             ? [Int(st.st_ino), Int(st.st_size), st.st_mtim.tv_sec, st.st_mtim.tv_nsec] : []
@@ -306,8 +294,11 @@ final class AccountCache {
             stamp = current
             expires = now + Self.lifetime
         }
+    }
+
+    func uid(_ name: String) -> uid_t? {
         if let known = uids[name] { return known }
-        let found = Injection<RequestInput>.lookUpUID(name)
+        let found = Accounts.uid(of: name)
         uids[name] = found
         return found
     }

@@ -182,9 +182,7 @@ public struct QueueSubmission: ~Copyable {
                     return .accepted(pid: pid)
                 }
             } else {
-                var options = SpawnOptions()
-                options.fileMoves = Self.fileMoves(message: -1, envelope: -1, errors: -1,
-                                                   customErrors: environment.contains("CUSTOM_ERR_FILTER"))
+                _ = Self.fileMoves(message: -1, envelope: -1, errors: -1, customErrors: environment.contains("CUSTOM_ERR_FILTER"))
                 _ = ExecBlock(arguments: [Array(Self.program(environment: environment).utf8)] + arguments, environment: environment)
             }
             return .accepted(pid: getpid())
